@@ -1,0 +1,154 @@
+//! The one error type of the HTTP surface. Every failure a client can see is a variant
+//! here, and this file is the only place that maps failures to statuses and stable codes.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::imaging::ImagingError;
+use crate::store::StoreError;
+
+/// Seconds a client is told to wait before retrying a shed request.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// Errors carry owned strings only, so one rendered result can be shared with every
+/// request waiting on the same single-flight render (hence `Clone`).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("the request carried no image")]
+    EmptyUpload,
+    #[error("the body is larger than the limit of {0} bytes")]
+    TooLarge(u64),
+    #[error("{0}")]
+    UnsupportedFormat(String),
+    #[error("{0}")]
+    CorruptImage(String),
+    #[error("{0}")]
+    TooManyPixels(String),
+    #[error("no image with this id")]
+    NotFound,
+    #[error("no such route")]
+    NoRoute,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    BadId(String),
+    #[error("{0}")]
+    BadFormat(String),
+    #[error("{0}")]
+    BadTransform(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("{0}")]
+    BadSignature(String),
+    #[error("the server is at capacity; retry shortly")]
+    Overloaded,
+    #[error("storage is unavailable: {0}")]
+    StorageUnavailable(String),
+    #[error("storage is full")]
+    InsufficientStorage,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable snake_case code, safe to match on.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::EmptyUpload
+            | Error::BadId(_)
+            | Error::BadFormat(_)
+            | Error::BadTransform(_)
+            | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::BadSignature(_) => StatusCode::FORBIDDEN,
+            Error::NotFound | Error::NoRoute => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::CorruptImage(_) | Error::TooManyPixels(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Overloaded | Error::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::EmptyUpload => "empty_upload",
+            Error::TooLarge(_) => "too_large",
+            Error::UnsupportedFormat(_) => "unsupported_format",
+            Error::CorruptImage(_) => "corrupt_image",
+            Error::TooManyPixels(_) => "too_many_pixels",
+            Error::NotFound | Error::NoRoute => "not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::BadId(_) => "bad_id",
+            Error::BadFormat(_) => "bad_format",
+            Error::BadTransform(_) => "bad_transform",
+            Error::BadRequest(_) => "bad_request",
+            Error::Unauthorized => "unauthorized",
+            Error::BadSignature(_) => "bad_signature",
+            Error::Overloaded => "overloaded",
+            Error::StorageUnavailable(_) => "storage_unavailable",
+            Error::InsufficientStorage => "insufficient_storage",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() && !matches!(self, Error::Overloaded) {
+            tracing::warn!(code = self.code(), error = %self, "request failed");
+        }
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if matches!(self, Error::Overloaded | Error::StorageUnavailable(_)) {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        response
+    }
+}
+
+impl From<ImagingError> for Error {
+    fn from(e: ImagingError) -> Self {
+        match e {
+            ImagingError::Unsupported(m) => Error::UnsupportedFormat(m),
+            ImagingError::Corrupt(m) => Error::CorruptImage(m),
+            ImagingError::TooManyPixels(m) => Error::TooManyPixels(m),
+            ImagingError::BadSpec(m) => Error::BadTransform(m),
+            ImagingError::Encode(m) => Error::Internal(format!("encoding failed: {m}")),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Error::NotFound,
+            StoreError::Full => Error::InsufficientStorage,
+            StoreError::Unavailable(m) => Error::StorageUnavailable(m),
+        }
+    }
+}

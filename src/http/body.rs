@@ -1,0 +1,142 @@
+//! Reading an upload from any of the accepted request forms, enforcing the byte limit
+//! while the body streams in (never after buffering an unbounded body).
+
+use axum::extract::multipart::MultipartError;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::{header, StatusCode};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+
+use crate::error::Error;
+
+/// Multipart part names that carry the image.
+const FILE_PARTS: &[&str] = &["image", "file"];
+const MAX_FILENAME_CHARS: usize = 255;
+
+/// The image bytes of an upload and the file name the client gave, if any.
+pub struct UploadBody {
+    pub bytes: Bytes,
+    pub filename: Option<String>,
+}
+
+/// Read the image from a multipart form or a raw body.
+pub async fn read_upload(req: Request, max_bytes: u64) -> Result<UploadBody, Error> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let is_multipart = content_type.starts_with("multipart/form-data");
+    let overhead = if is_multipart {
+        super::MULTIPART_OVERHEAD
+    } else {
+        0
+    };
+    if declared.is_some_and(|len| len > max_bytes + overhead) {
+        return Err(Error::TooLarge(max_bytes));
+    }
+    if is_multipart {
+        return read_multipart(req, max_bytes).await;
+    }
+    if content_type.starts_with("application/json") {
+        return Err(Error::UnsupportedFormat(
+            "JSON uploads ({\"url\": …}) are not available in this version; send the image bytes"
+                .into(),
+        ));
+    }
+    // Any other Content-Type is taken as the raw image: the format is sniffed from the
+    // bytes anyway, and `curl --data-binary` sends form-urlencoded by default.
+    let filename = req.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "filename")
+            .map(|(_, v)| v.into_owned())
+    });
+    let stream = req.into_body().into_data_stream();
+    let bytes = collect_limited(stream, max_bytes, |e: axum::Error| {
+        Error::BadRequest(format!("could not read the body: {e}"))
+    })
+    .await?;
+    Ok(UploadBody {
+        bytes,
+        filename: filename.and_then(|f| clean_filename(&f)),
+    })
+}
+
+async fn read_multipart(req: Request, max_bytes: u64) -> Result<UploadBody, Error> {
+    let to_error = |e: MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::TooLarge(max_bytes)
+        } else {
+            Error::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+        }
+    };
+    let mut form = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| Error::BadRequest(format!("malformed multipart body: {e}")))?;
+    while let Some(field) = form.next_field().await.map_err(to_error)? {
+        if !field.name().is_some_and(|n| FILE_PARTS.contains(&n)) {
+            continue; // other form fields are ignored (and drained by the parser)
+        }
+        let filename = field.file_name().and_then(clean_filename);
+        let bytes = collect_limited(field, max_bytes, to_error).await?;
+        return Ok(UploadBody { bytes, filename });
+    }
+    Err(Error::EmptyUpload)
+}
+
+/// Concatenate a byte stream, failing with `too_large` as soon as it passes the limit.
+async fn collect_limited<S, E>(
+    stream: S,
+    max_bytes: u64,
+    to_error: impl Fn(E) -> Error,
+) -> Result<Bytes, Error>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+{
+    let mut stream = std::pin::pin!(stream);
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(&to_error)?;
+        if buf.len() as u64 + chunk.len() as u64 > max_bytes {
+            return Err(Error::TooLarge(max_bytes));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Keep only the last path component, without control characters, bounded in length.
+fn clean_filename(raw: &str) -> Option<String> {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
+    let cleaned: String = last
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_FILENAME_CHARS)
+        .collect();
+    let cleaned = cleaned.trim().to_owned();
+    (!cleaned.is_empty()).then_some(cleaned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_lose_paths_and_control_characters() {
+        assert_eq!(
+            clean_filename("../../etc/passwd").as_deref(),
+            Some("passwd")
+        );
+        assert_eq!(
+            clean_filename("C:\\x\\a\u{0}b.jpg").as_deref(),
+            Some("ab.jpg")
+        );
+        assert_eq!(clean_filename("  "), None);
+    }
+}

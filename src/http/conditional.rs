@@ -1,0 +1,71 @@
+//! Responses for immutable, content-addressed bytes: strong ETag, long-lived caching and
+//! `If-None-Match` → 304.
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// A 200 with the bytes, or a 304 when the client already holds this ETag.
+pub fn immutable_bytes(
+    request_headers: &HeaderMap,
+    etag: &str,
+    content_type: &str,
+    bytes: Bytes,
+) -> Response {
+    let not_modified = if_none_match(request_headers, etag);
+    let mut response = if not_modified {
+        Response::new(Body::empty())
+    } else {
+        Response::new(Body::from(bytes))
+    };
+    if not_modified {
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+    }
+    let headers = response.headers_mut();
+    if !not_modified {
+        insert(headers, header::CONTENT_TYPE, content_type);
+    }
+    insert(headers, header::ETAG, etag);
+    insert(headers, header::CACHE_CONTROL, IMMUTABLE);
+    response
+}
+
+fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+/// RFC 9110 §13.1.2: `*` or any listed tag equal under weak comparison.
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    let ours = etag.trim_start_matches("W/");
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_lists_and_weak_tags() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"a\", W/\"b\""),
+        );
+        assert!(if_none_match(&h, "\"b\""));
+        assert!(if_none_match(&h, "\"a\""));
+        assert!(!if_none_match(&h, "\"c\""));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        assert!(if_none_match(&h, "\"c\""));
+    }
+}

@@ -1,0 +1,335 @@
+//! `/image…` routes: upload, metadata, originals, variants, listing and deletion.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use super::body::{read_upload, UploadBody};
+use super::conditional::immutable_bytes;
+use super::variant::{render_variant, VariantRequest};
+use crate::error::{Error, ErrorBody};
+use crate::imaging::{self, Spec};
+use crate::store::{is_valid_id, ImageMeta, StoreError};
+use crate::AppState;
+
+/// Upload an image (multipart part `image`/`file`, or the raw bytes as the body).
+#[utoipa::path(post, path = "/image", tag = "images",
+    params(("filename" = Option<String>, Query, description = "file name for a raw-body upload")),
+    request_body(description = "multipart/form-data with a part named `image` or `file`, or the raw image bytes (`image/*`, `application/octet-stream`)", content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "stored new bytes", body = ImageMeta),
+        (status = 200, description = "these bytes were already stored", body = ImageMeta),
+        (status = 400, description = "empty_upload", body = ErrorBody),
+        (status = 413, description = "too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_format", body = ErrorBody),
+        (status = 422, description = "corrupt_image or too_many_pixels", body = ErrorBody),
+        (status = 503, description = "overloaded or storage_unavailable", body = ErrorBody),
+        (status = 507, description = "insufficient_storage", body = ErrorBody),
+    ))]
+pub async fn upload(State(state): State<Arc<AppState>>, req: Request) -> Result<Response, Error> {
+    let body = read_upload(req, state.config.max_upload_bytes).await?;
+    let (status, meta) = ingest(&state, body).await?;
+    let location = format!("/image/{}", meta.id);
+    Ok((status, [(header::LOCATION, location)], Json(meta)).into_response())
+}
+
+/// Validate and store uploaded bytes; 201 for new bytes, 200 when already stored.
+pub async fn ingest(state: &AppState, body: UploadBody) -> Result<(StatusCode, ImageMeta), Error> {
+    if body.bytes.is_empty() {
+        return Err(Error::EmptyUpload);
+    }
+    state.telemetry.bytes_in(body.bytes.len() as u64);
+    let bytes = body.bytes.clone();
+    let id = state
+        .pool
+        .run(move || hex::encode(Sha256::digest(&bytes)))
+        .await?;
+    match state.images.meta(&id).await {
+        Ok(existing) => return Ok((StatusCode::OK, existing)),
+        Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+
+    let (bytes, limits, telemetry) = (body.bytes.clone(), state.limits, state.telemetry.clone());
+    let probe = state
+        .pool
+        .run(move || -> Result<imaging::Probe, imaging::ImagingError> {
+            let probe = imaging::probe(&bytes, &limits)?;
+            let started = Instant::now();
+            let decoded = imaging::decode(&bytes, &limits)?;
+            let pixels = u64::from(decoded.image.width()) * u64::from(decoded.image.height());
+            telemetry.decoded(probe.format.name(), started.elapsed().as_secs_f64(), pixels);
+            Ok(probe)
+        })
+        .await??;
+
+    let meta = ImageMeta {
+        url: format!("/image/{id}.{}", probe.format.ext()),
+        id,
+        format: probe.format.name().into(),
+        content_type: probe.format.content_type().into(),
+        width: probe.width,
+        height: probe.height,
+        bytes: body.bytes.len() as u64,
+        filename: body.filename,
+        created_at: Utc::now(),
+    };
+    state.images.insert(&meta, body.bytes).await?;
+    state.stats.record_upload();
+    state.telemetry.uploaded();
+    Ok((StatusCode::CREATED, meta))
+}
+
+/// `GET /image/{id}` (metadata) or `GET /image/{id}.{ext}` (a variant): one route, since
+/// the router cannot split a path segment at a dot.
+pub async fn get_by_file(
+    State(state): State<Arc<AppState>>,
+    Path(file): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    match file.rsplit_once('.') {
+        None => metadata(State(state), Path(file))
+            .await
+            .map(IntoResponse::into_response),
+        Some((id, ext)) => {
+            let spec = Spec::parse_pairs(query_pairs(query.as_deref()).iter().map(as_strs))?;
+            variant(&state, id, ext, spec, &headers).await
+        }
+    }
+}
+
+/// Image metadata (HEAD: 200 when stored, the cheap existence check before an upload).
+#[utoipa::path(get, path = "/image/{id}", tag = "images",
+    params(("id" = String, Path, description = "SHA-256 of the original bytes, 64 hex digits")),
+    responses(
+        (status = 200, body = ImageMeta),
+        (status = 400, description = "bad_id", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+    ))]
+pub async fn metadata(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<ImageMeta>, Error> {
+    let id = parse_id(&id)?;
+    Ok(Json(state.images.meta(&id).await?))
+}
+
+/// The image converted to `ext` and transformed by query parameters.
+#[utoipa::path(get, path = "/image/{id}.{ext}", tag = "variants",
+    params(
+        ("id" = String, Path, description = "image id"),
+        ("ext" = String, Path, description = "jpg|jpeg|png|webp|gif|bmp|tiff|ico"),
+        TransformParams,
+    ),
+    responses(
+        (status = 200, description = "the variant bytes, with a strong ETag and immutable caching"),
+        (status = 304, description = "If-None-Match matched"),
+        (status = 400, description = "bad_id, bad_format or bad_transform", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+        (status = 503, description = "overloaded", body = ErrorBody),
+    ))]
+pub async fn variant(
+    state: &AppState,
+    id: &str,
+    ext: &str,
+    spec: Spec,
+    headers: &HeaderMap,
+) -> Result<Response, Error> {
+    let id = parse_id(id)?;
+    let request = VariantRequest::new(id, ext, spec)?;
+    render_variant(state, request, headers).await
+}
+
+/// `GET /image/{id}/{spec}.{ext}`: transforms written in the path.
+#[utoipa::path(get, path = "/image/{id}/{spec}.{ext}", tag = "variants",
+    params(
+        ("id" = String, Path, description = "image id"),
+        ("spec" = String, Path, description = "transforms as key_value pairs joined by commas, e.g. `w_300,h_200,fit_cover`"),
+        ("ext" = String, Path, description = "output format"),
+    ),
+    responses(
+        (status = 200, description = "the variant bytes"),
+        (status = 304, description = "If-None-Match matched"),
+        (status = 400, description = "bad_id, bad_format or bad_transform", body = ErrorBody),
+        (status = 404, description = "not_found", body = ErrorBody),
+    ))]
+pub async fn get_by_path_spec(
+    State(state): State<Arc<AppState>>,
+    Path((id, file)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let Some((spec, ext)) = file.rsplit_once('.') else {
+        return Err(Error::BadFormat(format!(
+            "`{file}` has no extension: use /image/{{id}}/{{spec}}.{{ext}}"
+        )));
+    };
+    let spec = Spec::parse_path(spec)?.merge(query_pairs(query.as_deref()).iter().map(as_strs))?;
+    variant(&state, &id, ext, spec, &headers).await
+}
+
+/// The original bytes, exactly as uploaded.
+#[utoipa::path(get, path = "/image/{id}/original", tag = "images",
+    params(("id" = String, Path, description = "image id")),
+    responses(
+        (status = 200, description = "the original bytes with their sniffed Content-Type"),
+        (status = 304, description = "If-None-Match matched"),
+        (status = 404, description = "not_found", body = ErrorBody),
+    ))]
+pub async fn original(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let id = parse_id(&id)?;
+    let meta = state.images.meta(&id).await?;
+    let bytes = state.images.original(&id).await?;
+    Ok(immutable_bytes(
+        &headers,
+        &format!("\"{id}\""),
+        &meta.content_type,
+        bytes,
+    ))
+}
+
+/// Delete an image, its metadata and every cached variant.
+#[utoipa::path(delete, path = "/image/{id}", tag = "images",
+    params(("id" = String, Path, description = "image id")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "not_found", body = ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Error> {
+    let id = parse_id(&id)?;
+    if !state.images.exists(&id).await? {
+        return Err(Error::NotFound);
+    }
+    state.images.remove(&id).await?;
+    state.variants.remove_image(&id).await?;
+    state.stats.record_delete();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListParams {
+    /// Page size, 1..=1000 (default 50).
+    limit: Option<usize>,
+    /// The `next` value of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageList {
+    images: Vec<ImageMeta>,
+    /// Cursor for the next page, or null on the last page.
+    next: Option<String>,
+}
+
+/// List stored images in id order, a page at a time.
+#[utoipa::path(get, path = "/image", tag = "images", params(ListParams),
+    responses((status = 200, body = ImageList), (status = 400, description = "bad_request", body = ErrorBody)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<ImageList>, Error> {
+    let Query(params) = params.map_err(|e| Error::BadRequest(e.body_text()))?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(Error::BadRequest("limit must be in 1..=1000".into()));
+    }
+    if let Some(c) = &params.cursor {
+        parse_id(c)
+            .map_err(|_| Error::BadRequest("cursor is not one this server issued".into()))?;
+    }
+    let ids = state.images.ids().await?;
+    let start = match &params.cursor {
+        Some(c) => ids.partition_point(|id| id.as_str() <= c.as_str()),
+        None => 0,
+    };
+    let page = &ids[start..ids.len().min(start + limit)];
+    let mut images = Vec::with_capacity(page.len());
+    for id in page {
+        match state.images.meta(id).await {
+            Ok(meta) => images.push(meta),
+            Err(StoreError::NotFound) => {} // deleted while we listed
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let next = (start + limit < ids.len())
+        .then(|| page.last().cloned())
+        .flatten();
+    Ok(Json(ImageList { images, next }))
+}
+
+/// Transform keys accepted as query parameters (the same keys as path specs).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the query keys for OpenAPI; parsing is done by `Spec`
+pub struct TransformParams {
+    /// Target width, 1..=8192.
+    w: Option<u32>,
+    /// Target height, 1..=8192.
+    h: Option<u32>,
+    /// contain (default) | cover | fill
+    fit: Option<String>,
+    /// 1 allows upscaling.
+    enlarge: Option<u8>,
+    /// x:y:w:h in source pixels, before resizing.
+    crop: Option<String>,
+    /// 90 | 180 | 270
+    rot: Option<u16>,
+    /// h | v | hv
+    flip: Option<String>,
+    /// Gaussian sigma 0.1..=100.
+    blur: Option<f32>,
+    /// 0.1..=10
+    sharpen: Option<f32>,
+    /// 1 for grayscale.
+    gray: Option<u8>,
+    /// Brightness -100..=100.
+    bri: Option<i32>,
+    /// Contrast -100..=100.
+    con: Option<i32>,
+    /// circle | rounded
+    mask: Option<String>,
+    /// Background hex colour for formats without alpha, e.g. ffffff.
+    bg: Option<String>,
+    /// Quality 1..=100 for jpg/webp.
+    q: Option<u8>,
+}
+
+/// Accept ids in either case; store and compare them lowercase.
+fn parse_id(raw: &str) -> Result<String, Error> {
+    let id = raw.to_ascii_lowercase();
+    if is_valid_id(&id) {
+        Ok(id)
+    } else {
+        Err(Error::BadId(format!(
+            "`{}` is not an image id (64 hex digits of SHA-256)",
+            raw.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+fn as_strs(pair: &(String, String)) -> (&str, &str) {
+    (pair.0.as_str(), pair.1.as_str())
+}

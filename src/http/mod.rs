@@ -1,0 +1,112 @@
+//! The HTTP surface: routes (one file per resource) and the middleware every response
+//! passes through.
+
+mod auth;
+mod body;
+mod conditional;
+mod image;
+mod openapi;
+mod ops;
+mod variant;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+pub use openapi::ApiDoc;
+
+use crate::error::Error;
+use crate::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Room for multipart boundaries and part headers on top of the image byte limit.
+pub(crate) const MULTIPART_OVERHEAD: u64 = 64 * 1024;
+
+/// Build the whole application. Tests serve exactly this router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.config.max_upload_bytes + MULTIPART_OVERHEAD;
+    let routes = Router::new()
+        .route("/image", get(image::list).post(image::upload))
+        .route("/image/{id}", get(image::get_by_file).delete(image::delete))
+        .route("/image/{id}/original", get(image::original))
+        .route("/image/{id}/{spec}", get(image::get_by_path_spec))
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/status", get(ops::status))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(|| async { Error::NoRoute })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit as usize))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .with_state(state);
+
+    routes.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(CatchPanicLayer::custom(|_| {
+                Error::Internal("the request handler panicked".into()).into_response()
+            }))
+            // Compresses text (JSON, txt, html, svg) only: the default predicate skips
+            // images, which are already compressed.
+            .layer(CompressionLayer::new().gzip(true)),
+    )
+}
+
+fn request_span(req: &Request) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+}
+
+/// Count and time every request by route template and status, and count errors.
+async fn record_metrics(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        state.stats.record_error();
+    }
+    state.telemetry.request(
+        &route,
+        &method,
+        status.as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}

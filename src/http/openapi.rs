@@ -1,0 +1,34 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use utoipa::OpenApi;
+
+use super::{image, ops};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "progimage",
+        description = "Upload images, get them back converted and transformed. Errors are `{\"code\", \"message\"}` JSON with stable codes."
+    ),
+    paths(
+        image::upload,
+        image::list,
+        image::metadata,
+        image::delete,
+        image::original,
+        image::variant,
+        image::get_by_path_spec,
+        ops::health,
+        ops::ready,
+        ops::status,
+        ops::metrics,
+        ops::openapi,
+    ),
+    components(schemas(
+        crate::store::ImageMeta,
+        crate::error::ErrorBody,
+        image::ImageList,
+        ops::Status
+    ))
+)]
+pub struct ApiDoc;

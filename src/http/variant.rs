@@ -1,0 +1,115 @@
+//! Variants: look in the cache, else render once (single-flight) on the work pool, cache
+//! the result atomically, and answer with immutable-caching headers.
+
+use std::time::Instant;
+
+use axum::http::HeaderMap;
+use axum::response::Response;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::conditional::immutable_bytes;
+use crate::error::Error;
+use crate::imaging::{self, Format, Spec};
+use crate::AppState;
+
+/// Bump when rendering changes output for the same spec, so ETags and cache files of
+/// older renders are not served as current ones.
+const RENDER_VERSION: u32 = 1;
+
+/// A validated variant request: which image, which transforms, which output format.
+pub struct VariantRequest {
+    id: String,
+    spec: Spec,
+    format: Format,
+    /// Cache file name: a digest of (id, canonical spec, format, render version) + ext.
+    cache_key: String,
+}
+
+impl VariantRequest {
+    pub fn new(id: String, ext: &str, spec: Spec) -> Result<Self, Error> {
+        let format = Format::from_ext(ext)
+            .filter(|f| f.can_encode())
+            .ok_or_else(|| {
+                Error::BadFormat(format!(
+                    "`{}` is not an output format; use one of jpg, jpeg, png, webp, gif, bmp, tiff, ico",
+                    ext.chars().take(20).collect::<String>()
+                ))
+            })?;
+        let digest = Sha256::digest(format!(
+            "{id}\n{}\n{}\n{RENDER_VERSION}",
+            spec.canonical(),
+            format.ext()
+        ));
+        let cache_key = format!("{}.{}", hex::encode(&digest[..16]), format.ext());
+        Ok(VariantRequest {
+            id,
+            spec,
+            format,
+            cache_key,
+        })
+    }
+
+    fn etag(&self) -> String {
+        let stem = self.cache_key.split('.').next().unwrap_or_default();
+        format!("\"{stem}\"")
+    }
+}
+
+pub async fn render_variant(
+    state: &AppState,
+    req: VariantRequest,
+    headers: &HeaderMap,
+) -> Result<Response, Error> {
+    let etag = req.etag();
+    let content_type = req.format.content_type();
+    if let Some(bytes) = state.variants.get(&req.id, &req.cache_key).await? {
+        state.telemetry.cache(true);
+        return Ok(immutable_bytes(headers, &etag, content_type, bytes));
+    }
+    state.telemetry.cache(false);
+    let meta = state.images.meta(&req.id).await?;
+    if req.spec.is_identity() && meta.format == req.format.name() {
+        // Same format, no transform: the original bytes themselves.
+        let original = state.images.original(&req.id).await?;
+        return Ok(immutable_bytes(headers, &etag, content_type, original));
+    }
+    let flight_key = format!("{}/{}", req.id, req.cache_key);
+    let bytes = state
+        .renders
+        .run(flight_key, || render_and_cache(state, &req))
+        .await?;
+    Ok(immutable_bytes(headers, &etag, content_type, bytes))
+}
+
+async fn render_and_cache(state: &AppState, req: &VariantRequest) -> Result<Bytes, Error> {
+    let original = state.images.original(&req.id).await?;
+    let (spec, format, limits) = (req.spec.clone(), req.format, state.limits);
+    let telemetry = state.telemetry.clone();
+    let rendered = state
+        .pool
+        .run(move || -> Result<Vec<u8>, imaging::ImagingError> {
+            let started = Instant::now();
+            let decoded = imaging::decode(&original, &limits)?;
+            let (w, h) = (decoded.image.width(), decoded.image.height());
+            telemetry.decoded(
+                decoded.format.name(),
+                started.elapsed().as_secs_f64(),
+                u64::from(w) * u64::from(h),
+            );
+            let transformed = imaging::apply(decoded.image, &spec)?;
+            imaging::encode(&transformed, format, &spec)
+        })
+        .await??;
+    let bytes = Bytes::from(rendered);
+    state.telemetry.rendered(req.format.name());
+    if let Err(e) = state
+        .variants
+        .put(&req.id, &req.cache_key, bytes.clone())
+        .await
+    {
+        // A full or failing cache disk must not fail the read: serve the render uncached.
+        tracing::warn!(error = %e, id = %req.id, "could not cache a variant");
+    }
+    Ok(bytes)
+}

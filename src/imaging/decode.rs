@@ -1,0 +1,126 @@
+//! Sniffing and bounded decoding. The format always comes from the bytes; the pixel limit
+//! is checked from the header before any pixel buffer exists.
+
+use std::io::Cursor;
+
+use image::error::ImageError;
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageReader};
+
+use super::{jpeg, Format, ImagingError};
+
+/// Resource limits applied to every decode.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Largest width × height accepted (as stored in the file).
+    pub max_pixels: u64,
+    /// Largest single allocation the decoder may make, in bytes.
+    pub max_alloc: u64,
+}
+
+impl DecodeLimits {
+    /// Limits for a pixel budget: room for the largest 16-bit RGBA buffer plus slack for
+    /// palettes, ICC profiles and decoder scratch space.
+    pub fn for_pixels(max_pixels: u64) -> Self {
+        DecodeLimits {
+            max_pixels,
+            max_alloc: max_pixels.saturating_mul(8).saturating_add(64 << 20),
+        }
+    }
+}
+
+/// What the header says, learnt without decoding pixels.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    pub format: Format,
+    /// Width as displayed, after EXIF orientation.
+    pub width: u32,
+    /// Height as displayed, after EXIF orientation.
+    pub height: u32,
+}
+
+/// A decoded image, already turned upright by its EXIF orientation.
+pub struct Decoded {
+    pub format: Format,
+    pub image: DynamicImage,
+}
+
+/// Identify the format from magic bytes and read the header, enforcing the pixel limit.
+pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError> {
+    let (format, mut decoder) = open(bytes, limits)?;
+    let orientation = decoder.orientation().map_err(from_image_error)?;
+    let (w, h) = decoder.dimensions();
+    let (width, height) = if swaps_axes(orientation) {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    Ok(Probe {
+        format,
+        width,
+        height,
+    })
+}
+
+/// Decode the whole image under `limits` and apply its EXIF orientation.
+pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, ImagingError> {
+    let (format, mut decoder) = open(bytes, limits)?;
+    if format == Format::Jpeg && !jpeg::has_end_of_image(bytes) {
+        return Err(ImagingError::Corrupt(
+            "the JPEG data is truncated (no end-of-image marker)".into(),
+        ));
+    }
+    let orientation = decoder.orientation().map_err(from_image_error)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(from_image_error)?;
+    image.apply_orientation(orientation);
+    Ok(Decoded { format, image })
+}
+
+fn open<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+) -> Result<(Format, impl ImageDecoder + 'a), ImagingError> {
+    let sniffed = image::guess_format(bytes).map_err(|_| not_an_image())?;
+    let format = Format::from_image(sniffed).ok_or_else(not_an_image)?;
+    let mut reader = ImageReader::new(Cursor::new(bytes));
+    reader.set_format(sniffed);
+    let mut image_limits = image::Limits::default();
+    image_limits.max_alloc = Some(limits.max_alloc);
+    reader.limits(image_limits);
+    let decoder = reader.into_decoder().map_err(from_image_error)?;
+    let (w, h) = decoder.dimensions();
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > limits.max_pixels {
+        return Err(ImagingError::TooManyPixels(format!(
+            "{w}x{h} is {pixels} pixels; the limit is {}",
+            limits.max_pixels
+        )));
+    }
+    if pixels == 0 {
+        return Err(ImagingError::Corrupt("the image has no pixels".into()));
+    }
+    Ok((format, decoder))
+}
+
+fn swaps_axes(o: Orientation) -> bool {
+    matches!(
+        o,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
+fn not_an_image() -> ImagingError {
+    ImagingError::Unsupported("the bytes are not an image in a format progimage reads".into())
+}
+
+fn from_image_error(e: ImageError) -> ImagingError {
+    match e {
+        ImageError::Unsupported(u) => ImagingError::Unsupported(u.to_string()),
+        ImageError::Limits(l) => ImagingError::TooManyPixels(l.to_string()),
+        ImageError::Encoding(e) => ImagingError::Encode(e.to_string()),
+        other => ImagingError::Corrupt(other.to_string()),
+    }
+}

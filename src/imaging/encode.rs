@@ -1,0 +1,136 @@
+//! Encoding to each output format. Encoders write pixels only: no EXIF, XMP or ICC
+//! metadata reaches an output.
+
+use std::io::Cursor;
+
+use image::codecs::{
+    bmp::BmpEncoder, gif::GifEncoder, ico::IcoEncoder, jpeg::JpegEncoder, png::PngEncoder,
+    tiff::TiffEncoder,
+};
+use image::{DynamicImage, Frame, ImageEncoder, Rgb, RgbImage};
+
+use super::ops::{plan_resize, resize};
+use super::spec::{Rgb as Colour, Spec};
+use super::{Format, ImagingError};
+
+pub const DEFAULT_JPEG_QUALITY: u8 = 82;
+pub const DEFAULT_WEBP_QUALITY: u8 = 80;
+/// ICO entries cannot be larger than this on either side.
+const ICO_MAX: u32 = 256;
+const WHITE: Colour = Colour([255, 255, 255]);
+
+/// Encode `img` as `format`, using the spec's quality and background colour.
+pub fn encode(img: &DynamicImage, format: Format, spec: &Spec) -> Result<Vec<u8>, ImagingError> {
+    let mut out = Vec::new();
+    let bg = spec.bg.unwrap_or(WHITE);
+    let result = match format {
+        Format::Jpeg => {
+            let q = spec.quality.unwrap_or(DEFAULT_JPEG_QUALITY);
+            let enc = JpegEncoder::new_with_quality(&mut out, q);
+            match img {
+                DynamicImage::ImageLuma8(gray) => gray.write_with_encoder(enc),
+                _ => flatten(img, bg).write_with_encoder(enc),
+            }
+        }
+        Format::Png => img.write_with_encoder(PngEncoder::new_with_quality(
+            &mut out,
+            image::codecs::png::CompressionType::Fast,
+            image::codecs::png::FilterType::Adaptive,
+        )),
+        Format::Webp => return encode_webp(img, spec),
+        Format::Gif => {
+            let mut enc = GifEncoder::new_with_speed(&mut out, 10);
+            enc.encode_frame(Frame::new(img.to_rgba8()))
+        }
+        Format::Bmp => flatten(img, bg).write_with_encoder(BmpEncoder::new(&mut out)),
+        Format::Tiff => {
+            let mut cursor = Cursor::new(&mut out);
+            img.write_with_encoder(TiffEncoder::new(&mut cursor))
+        }
+        Format::Ico => {
+            let icon = fit_icon(img)?;
+            IcoEncoder::new(&mut out).write_image(
+                icon.as_raw(),
+                icon.width(),
+                icon.height(),
+                image::ExtendedColorType::Rgba8,
+            )
+        }
+        Format::Avif => {
+            return Err(ImagingError::Unsupported(
+                "this build cannot write AVIF".into(),
+            ))
+        }
+    };
+    result.map_err(|e| ImagingError::Encode(e.to_string()))?;
+    Ok(out)
+}
+
+/// Lossy WebP through libwebp (the `image` crate only writes lossless WebP).
+fn encode_webp(img: &DynamicImage, spec: &Spec) -> Result<Vec<u8>, ImagingError> {
+    let q = f32::from(spec.quality.unwrap_or(DEFAULT_WEBP_QUALITY));
+    let encoded = if img.color().has_alpha() {
+        let rgba = img.to_rgba8();
+        webp::Encoder::from_rgba(&rgba, rgba.width(), rgba.height()).encode(q)
+    } else {
+        let rgb = img.to_rgb8();
+        webp::Encoder::from_rgb(&rgb, rgb.width(), rgb.height()).encode(q)
+    };
+    Ok(encoded.to_vec())
+}
+
+/// Composite any alpha onto a solid background, for formats without transparency.
+fn flatten(img: &DynamicImage, Colour(bg): Colour) -> RgbImage {
+    if !img.color().has_alpha() {
+        return img.to_rgb8();
+    }
+    let rgba = img.to_rgba8();
+    let mut out = RgbImage::new(rgba.width(), rgba.height());
+    for (dst, src) in out.pixels_mut().zip(rgba.pixels()) {
+        let a = u16::from(src[3]);
+        let mix = |c: u8, b: u8| ((u16::from(c) * a + u16::from(b) * (255 - a) + 127) / 255) as u8;
+        *dst = Rgb([mix(src[0], bg[0]), mix(src[1], bg[1]), mix(src[2], bg[2])]);
+    }
+    out
+}
+
+/// ICO cannot hold more than 256×256: larger images are fitted inside that box.
+fn fit_icon(img: &DynamicImage) -> Result<image::RgbaImage, ImagingError> {
+    let box_spec = Spec {
+        width: Some(ICO_MAX),
+        height: Some(ICO_MAX),
+        ..Spec::default()
+    };
+    Ok(match plan_resize(img.width(), img.height(), &box_spec) {
+        Some(plan) => resize(img, plan)?.to_rgba8(),
+        None => img.to_rgba8(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flatten_blends_onto_the_background() {
+        let mut rgba = image::RgbaImage::new(1, 1);
+        rgba.put_pixel(0, 0, image::Rgba([0, 0, 0, 0]));
+        let out = flatten(&DynamicImage::ImageRgba8(rgba), Colour([10, 20, 30]));
+        assert_eq!(out.get_pixel(0, 0), &Rgb([10, 20, 30]));
+    }
+
+    #[test]
+    fn every_encodable_format_encodes() {
+        let img = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+            300,
+            10,
+            image::Rgba([1, 2, 3, 128]),
+        ));
+        for f in Format::ALL.into_iter().filter(|f| f.can_encode()) {
+            let bytes = encode(&img, f, &Spec::default()).unwrap();
+            let back = image::load_from_memory(&bytes).unwrap();
+            let expected_width = if f == Format::Ico { 256 } else { 300 };
+            assert_eq!(back.width(), expected_width, "{f:?}");
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Applying a [`Spec`] to an upright image, always in this order:
+//! crop → resize → rotate/flip → filters (blur, sharpen, gray, brightness, contrast) → mask.
+//! (Orientation comes before, in decode; alpha flattening after, in encode.)
+
+use fast_image_resize as fir;
+use image::{DynamicImage, GenericImageView, Rgba, RgbaImage};
+
+use super::spec::{Crop, Fit, Flip, Mask, Spec};
+use super::ImagingError;
+
+/// Apply every transform of `spec`, in the documented order.
+pub fn apply(image: DynamicImage, spec: &Spec) -> Result<DynamicImage, ImagingError> {
+    let mut img = to_8bit(image);
+    if let Some(c) = spec.crop {
+        img = crop(&img, c)?;
+    }
+    img = resize_for(img, spec)?;
+    img = match spec.rotate {
+        90 => img.rotate90(),
+        180 => img.rotate180(),
+        270 => img.rotate270(),
+        _ => img,
+    };
+    img = match spec.flip {
+        Some(Flip::Horizontal) => img.fliph(),
+        Some(Flip::Vertical) => img.flipv(),
+        Some(Flip::Both) => img.rotate180(),
+        None => img,
+    };
+    if let Some(sigma) = spec.blur {
+        img = img.fast_blur(sigma);
+    }
+    if let Some(sigma) = spec.sharpen {
+        img = img.unsharpen(sigma, 1);
+    }
+    if spec.gray {
+        img = img.grayscale();
+    }
+    if spec.brightness != 0 {
+        img = img.brighten((spec.brightness as f32 * 2.55).round() as i32);
+    }
+    if spec.contrast != 0 {
+        img = img.adjust_contrast(spec.contrast as f32);
+    }
+    if let Some(mask) = spec.mask {
+        img = DynamicImage::ImageRgba8(apply_mask(img.into_rgba8(), mask));
+    }
+    Ok(img)
+}
+
+/// Work in 8 bits per channel: every output is 8-bit, and the SIMD resizer is fastest there.
+fn to_8bit(image: DynamicImage) -> DynamicImage {
+    use DynamicImage as D;
+    match image {
+        D::ImageLuma8(_) | D::ImageLumaA8(_) | D::ImageRgb8(_) | D::ImageRgba8(_) => image,
+        D::ImageLuma16(_) => D::ImageLuma8(image.to_luma8()),
+        D::ImageLumaA16(_) => D::ImageLumaA8(image.to_luma_alpha8()),
+        other if other.color().has_alpha() => D::ImageRgba8(other.to_rgba8()),
+        other => D::ImageRgb8(other.to_rgb8()),
+    }
+}
+
+fn crop(img: &DynamicImage, c: Crop) -> Result<DynamicImage, ImagingError> {
+    let (w, h) = img.dimensions();
+    if c.x >= w || c.y >= h {
+        return Err(ImagingError::BadSpec(format!(
+            "transform `crop` starts at {}:{}, outside the {w}x{h} image",
+            c.x, c.y
+        )));
+    }
+    let width = c.width.min(w - c.x);
+    let height = c.height.min(h - c.y);
+    Ok(img.crop_imm(c.x, c.y, width, height))
+}
+
+/// The output box for a source of `sw`×`sh` under the spec's size keys, plus the source
+/// region (x, y, w, h) to sample from, or `None` when no resize is needed.
+pub(crate) fn plan_resize(sw: u32, sh: u32, spec: &Spec) -> Option<ResizePlan> {
+    let (sw_f, sh_f) = (f64::from(sw), f64::from(sh));
+    let full = (0.0, 0.0, sw_f, sh_f);
+    let clamp_up = |s: f64| if spec.enlarge { s } else { s.min(1.0) };
+    let (dw, dh, region) = match (spec.width, spec.height) {
+        (None, None) => return None,
+        (Some(w), None) => {
+            let s = clamp_up(f64::from(w) / sw_f);
+            (sw_f * s, sh_f * s, full)
+        }
+        (None, Some(h)) => {
+            let s = clamp_up(f64::from(h) / sh_f);
+            (sw_f * s, sh_f * s, full)
+        }
+        (Some(w), Some(h)) => {
+            let (w, h) = (f64::from(w), f64::from(h));
+            match spec.fit {
+                Fit::Contain => {
+                    let s = clamp_up((w / sw_f).min(h / sh_f));
+                    (sw_f * s, sh_f * s, full)
+                }
+                Fit::Fill if spec.enlarge => (w, h, full),
+                Fit::Fill => (w.min(sw_f), h.min(sh_f), full),
+                Fit::Cover => {
+                    // Cut the largest centred region with the box's aspect ratio, then scale
+                    // it to the box — or, without `enlarge`, never beyond the source pixels.
+                    let s = (w / sw_f).max(h / sh_f);
+                    let (rw, rh) = (w / s, h / s);
+                    let region = ((sw_f - rw) / 2.0, (sh_f - rh) / 2.0, rw, rh);
+                    let out = clamp_up(s);
+                    (rw * out, rh * out, region)
+                }
+            }
+        }
+    };
+    let width = (dw.round() as u32).max(1);
+    let height = (dh.round() as u32).max(1);
+    if (width, height) == (sw, sh) && region == full {
+        return None;
+    }
+    Some(ResizePlan {
+        width,
+        height,
+        region,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ResizePlan {
+    pub width: u32,
+    pub height: u32,
+    /// Source region (left, top, width, height), fractional for exact centring.
+    pub region: (f64, f64, f64, f64),
+}
+
+fn resize_for(img: DynamicImage, spec: &Spec) -> Result<DynamicImage, ImagingError> {
+    match plan_resize(img.width(), img.height(), spec) {
+        None => Ok(img),
+        Some(plan) => resize(&img, plan),
+    }
+}
+
+pub(crate) fn resize(img: &DynamicImage, plan: ResizePlan) -> Result<DynamicImage, ImagingError> {
+    let mut dst = DynamicImage::new(plan.width, plan.height, img.color());
+    let (left, top, width, height) = plan.region;
+    let options = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3))
+        .crop(left, top, width, height);
+    fir::Resizer::new()
+        .resize(img, &mut dst, &options)
+        .map_err(|e| ImagingError::Encode(format!("resize failed: {e}")))?;
+    Ok(dst)
+}
+
+/// Make everything outside the mask transparent, with a one-pixel anti-aliased edge.
+fn apply_mask(mut img: RgbaImage, mask: Mask) -> RgbaImage {
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    let (cx, cy) = (w / 2.0, h / 2.0);
+    let radius = match mask {
+        Mask::Circle => w.min(h) / 2.0,
+        Mask::Rounded => (w.min(h) * 0.1).max(1.0),
+    };
+    for (x, y, px) in img.enumerate_pixels_mut() {
+        let (px_x, px_y) = (x as f32 + 0.5, y as f32 + 0.5);
+        // Signed distance from the pixel centre to the shape's edge (negative = inside).
+        let distance = match mask {
+            Mask::Circle => ((px_x - cx).powi(2) + (px_y - cy).powi(2)).sqrt() - radius,
+            Mask::Rounded => {
+                let qx = ((px_x - cx).abs() - (cx - radius)).max(0.0);
+                let qy = ((px_y - cy).abs() - (cy - radius)).max(0.0);
+                (qx * qx + qy * qy).sqrt() - radius
+            }
+        };
+        let coverage = (0.5 - distance).clamp(0.0, 1.0);
+        let Rgba([r, g, b, a]) = *px;
+        *px = Rgba([r, g, b, (f32::from(a) * coverage).round() as u8]);
+    }
+    img
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(s: &str) -> Spec {
+        Spec::parse_path(s).unwrap()
+    }
+
+    fn dims(plan: Option<ResizePlan>) -> Option<(u32, u32)> {
+        plan.map(|p| (p.width, p.height))
+    }
+
+    #[test]
+    fn contain_keeps_aspect_and_never_upscales_by_default() {
+        assert_eq!(
+            dims(plan_resize(4000, 3000, &spec("w_300"))),
+            Some((300, 225))
+        );
+        assert_eq!(
+            dims(plan_resize(4000, 3000, &spec("h_300"))),
+            Some((400, 300))
+        );
+        assert_eq!(
+            dims(plan_resize(4000, 3000, &spec("w_300,h_300"))),
+            Some((300, 225))
+        );
+        assert_eq!(dims(plan_resize(100, 50, &spec("w_300"))), None);
+        assert_eq!(
+            dims(plan_resize(100, 50, &spec("w_300,enlarge_1"))),
+            Some((300, 150))
+        );
+    }
+
+    #[test]
+    fn cover_gives_the_exact_box() {
+        let p = plan_resize(4000, 3000, &spec("w_300,h_300,fit_cover")).unwrap();
+        assert_eq!((p.width, p.height), (300, 300));
+        assert_eq!(p.region, (500.0, 0.0, 3000.0, 3000.0));
+    }
+
+    #[test]
+    fn fill_stretches() {
+        assert_eq!(
+            dims(plan_resize(400, 300, &spec("w_100,h_100,fit_fill"))),
+            Some((100, 100))
+        );
+    }
+
+    #[test]
+    fn circle_mask_clears_corners_and_keeps_centre() {
+        let img = RgbaImage::from_pixel(40, 40, Rgba([255, 0, 0, 255]));
+        let out = apply_mask(img, Mask::Circle);
+        assert_eq!(out.get_pixel(0, 0)[3], 0);
+        assert_eq!(out.get_pixel(20, 20)[3], 255);
+    }
+}
