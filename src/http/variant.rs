@@ -67,13 +67,13 @@ pub async fn render_variant(
         state.telemetry.cache(true);
         return Ok(immutable_bytes(headers, &etag, content_type, bytes));
     }
-    state.telemetry.cache(false);
     let meta = state.images.meta(&req.id).await?;
     if req.spec.is_identity() && meta.format == req.format.name() {
         // Same format, no transform: the original bytes themselves.
         let original = state.images.original(&req.id).await?;
         return Ok(immutable_bytes(headers, &etag, content_type, original));
     }
+    state.telemetry.cache(false);
     let flight_key = format!("{}/{}", req.id, req.cache_key);
     let bytes = state
         .renders
@@ -110,6 +110,12 @@ async fn render_and_cache(state: &AppState, req: &VariantRequest) -> Result<Byte
     {
         // A full or failing cache disk must not fail the read: serve the render uncached.
         tracing::warn!(error = %e, id = %req.id, "could not cache a variant");
+    }
+    // A DELETE that ran during the render removed the cache directory before this write
+    // recreated it; drop the orphan so a deleted image never serves variants.
+    if !state.images.exists(&req.id).await? {
+        state.variants.remove_image(&req.id).await?;
+        return Err(Error::NotFound);
     }
     Ok(bytes)
 }

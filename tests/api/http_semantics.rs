@@ -1,0 +1,229 @@
+//! Headers every client relies on: ETag/304, immutable caching, gzip for text only,
+//! request ids, HEAD, JSON errors for unknown routes.
+
+use std::io::Read;
+
+use reqwest::StatusCode;
+
+use crate::support::{assert_error, TestServer};
+
+#[tokio::test]
+async fn variants_have_strong_etags_and_304() {
+    let server = TestServer::start().await;
+    let id = server.upload_corpus("png-rgba-alpha.png").await;
+    for path in [
+        format!("/image/{id}.webp?w=50"),
+        format!("/image/{id}.png"),
+        format!("/image/{id}/original"),
+    ] {
+        let first = server.get(&path).await;
+        assert_eq!(first.status(), StatusCode::OK);
+        assert_eq!(
+            first.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(
+            etag.starts_with('"') && etag.ends_with('"'),
+            "strong ETag: {etag}"
+        );
+
+        let again = server
+            .client
+            .get(server.url(&path))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
+        assert_eq!(again.headers()["etag"], etag.as_str());
+        assert!(again.bytes().await.unwrap().is_empty());
+
+        let other = server
+            .client
+            .get(server.url(&path))
+            .header("if-none-match", "\"nope\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), StatusCode::OK);
+    }
+    // Different variants, different tags.
+    let a = server
+        .get(&format!("/image/{id}.webp?w=50"))
+        .await
+        .headers()["etag"]
+        .clone();
+    let b = server
+        .get(&format!("/image/{id}.webp?w=51"))
+        .await
+        .headers()["etag"]
+        .clone();
+    assert_ne!(a, b);
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body() {
+    let server = TestServer::start().await;
+    let id = server.upload_corpus("png-rgba-alpha.png").await;
+    let path = format!("/image/{id}.webp?w=40");
+    let get = server.get(&path).await;
+    let get_len = get.headers()["content-length"].clone();
+    let get_etag = get.headers()["etag"].clone();
+    let head = server.client.head(server.url(&path)).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], get_len);
+    assert_eq!(head.headers()["etag"], get_etag);
+    assert_eq!(head.headers()["content-type"], "image/webp");
+    assert!(head.bytes().await.unwrap().is_empty());
+    let head = server
+        .client
+        .head(server.url(&format!("/image/{id}/original")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn json_is_gzipped_when_accepted_and_images_never_are() {
+    let server = TestServer::start().await;
+    let id = server.upload_corpus("png-rgba-alpha.png").await;
+    let json = server
+        .client
+        .get(server.url("/openapi.json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.headers()["content-encoding"], "gzip");
+    assert!(json.headers()["vary"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase()
+        .contains("accept-encoding"));
+    let compressed = json.bytes().await.unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok());
+
+    let plain = server.get("/openapi.json").await;
+    assert!(
+        plain.headers().get("content-encoding").is_none(),
+        "no gzip unless asked"
+    );
+
+    for path in [
+        format!("/image/{id}.png"),
+        format!("/image/{id}.bmp"),
+        format!("/image/{id}/original"),
+    ] {
+        let img = server
+            .client
+            .get(server.url(&path))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            img.headers().get("content-encoding").is_none(),
+            "{path} was re-compressed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_response_has_a_request_id_and_echoes_the_clients() {
+    let server = TestServer::start().await;
+    for path in ["/health", "/nope", "/image/xyz"] {
+        let resp = server.get(path).await;
+        let id = resp.headers()["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{path}: {id}");
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    }
+    let mine = "3f1c1a52-8a0b-4a57-9d1b-6f1e4f6a9c10";
+    let resp = server
+        .client
+        .get(server.url("/health"))
+        .header("x-request-id", mine)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], mine);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_json_errors() {
+    let server = TestServer::start().await;
+    assert_error(
+        server.get("/no/such/route").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let resp = server
+        .client
+        .put(server.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn api_keys_guard_writes_only() {
+    let server = TestServer::with(|c| c.api_keys = vec!["k1".into(), "k2".into()]).await;
+    let bytes = crate::support::corpus("png-palette-8bit.png");
+    let resp = server
+        .client
+        .post(server.url("/image"))
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let resp = server
+        .client
+        .post(server.url("/image"))
+        .bearer_auth("wrong")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let resp = server
+        .client
+        .post(server.url("/image"))
+        .bearer_auth("k2")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let id = resp.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Reads stay open.
+    assert_eq!(
+        server.get(&format!("/image/{id}.png")).await.status(),
+        StatusCode::OK
+    );
+    let resp = server
+        .client
+        .delete(server.url(&format!("/image/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let resp = server
+        .client
+        .delete(server.url(&format!("/image/{id}")))
+        .bearer_auth("k1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+}

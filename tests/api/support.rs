@@ -1,0 +1,214 @@
+//! A real server on 127.0.0.1:0 with a temporary data directory, and helpers to talk to it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use progimage::{AppState, Config};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub struct TestServer {
+    pub base: String,
+    pub client: Client,
+    pub state: Arc<AppState>,
+    pub dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::with(|_| {}).await
+    }
+
+    pub async fn with(configure: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::with_data_dir(dir.path());
+        configure(&mut config);
+        let state = AppState::new(config).await.expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(progimage::serve(listener, state.clone(), async move {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            base,
+            client: Client::builder().no_gzip().build().expect("client"),
+            state,
+            dir,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// Upload raw bytes; returns the status and the JSON body.
+    pub async fn upload_bytes(&self, bytes: Vec<u8>) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .post(self.url("/image"))
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .expect("POST /image");
+        let status = resp.status();
+        (status, resp.json().await.expect("JSON body"))
+    }
+
+    /// Upload a corpus file and return its id, asserting it was accepted.
+    pub async fn upload_corpus(&self, name: &str) -> String {
+        let (status, body) = self.upload_bytes(corpus(name)).await;
+        assert!(status.is_success(), "{name}: {status} {body}");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// GET a path and return the body bytes, asserting 200.
+    pub async fn bytes(&self, path: &str) -> Vec<u8> {
+        let resp = self.get(path).await;
+        let status = resp.status();
+        let body = resp.bytes().await.expect("body").to_vec();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        body
+    }
+
+    /// The value of an un-labelled counter or gauge in /metrics (0 when absent).
+    pub async fn metric(&self, name_and_labels: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.expect("metrics");
+        text.lines()
+            .filter_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+            .filter_map(|v| v.trim().parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-images")
+}
+
+pub fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(corpus_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Assert a JSON error response: status and stable code.
+pub async fn assert_error(resp: Response, status: StatusCode, code: &str) {
+    assert_eq!(resp.status(), status, "expected {code}");
+    let body: Value = resp.json().await.expect("JSON error body");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+/// An RGBA picture decoded by a decoder independent of the server's pipeline.
+pub struct Pixels {
+    pub width: u32,
+    pub height: u32,
+    pub rgba: Vec<[u8; 4]>,
+}
+
+impl Pixels {
+    pub fn at(&self, x: u32, y: u32) -> [u8; 4] {
+        self.rgba[(y * self.width + x) as usize]
+    }
+
+    /// Mean absolute difference per channel (RGB) against another picture of the same size.
+    pub fn mean_diff(&self, other: &Pixels) -> f64 {
+        assert_eq!((self.width, self.height), (other.width, other.height));
+        let total: u64 = self
+            .rgba
+            .iter()
+            .zip(&other.rgba)
+            .map(|(a, b)| (0..3).map(|i| u64::from(a[i].abs_diff(b[i]))).sum::<u64>())
+            .sum();
+        total as f64 / (self.rgba.len() as f64 * 3.0)
+    }
+
+    pub fn mean_rgb(&self) -> [f64; 3] {
+        let n = self.rgba.len() as f64;
+        let mut sums = [0f64; 3];
+        for p in &self.rgba {
+            for i in 0..3 {
+                sums[i] += f64::from(p[i]);
+            }
+        }
+        sums.map(|s| s / n)
+    }
+}
+
+/// Decode a PNG with the `png` crate (expanding palettes and tRNS), 8 or 16 bits.
+pub fn decode_png(bytes: &[u8]) -> Pixels {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    let data = &buf[..info.buffer_size()];
+    let wide = info.bit_depth == png::BitDepth::Sixteen;
+    let samples: Vec<u8> = if wide {
+        data.chunks(2).map(|c| c[0]).collect() // high byte of each 16-bit sample
+    } else {
+        data.to_vec()
+    };
+    let rgba = match info.color_type {
+        png::ColorType::Grayscale => samples.iter().map(|&g| [g, g, g, 255]).collect(),
+        png::ColorType::GrayscaleAlpha => samples
+            .chunks(2)
+            .map(|c| [c[0], c[0], c[0], c[1]])
+            .collect(),
+        png::ColorType::Rgb => samples.chunks(3).map(|c| [c[0], c[1], c[2], 255]).collect(),
+        png::ColorType::Rgba => samples
+            .chunks(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect(),
+        png::ColorType::Indexed => unreachable!("EXPAND removes palettes"),
+    };
+    Pixels {
+        width: info.width,
+        height: info.height,
+        rgba,
+    }
+}
+
+/// Decode a JPEG with `jpeg-decoder` (not the decoder the server uses).
+pub fn decode_jpeg(bytes: &[u8]) -> Pixels {
+    let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(bytes));
+    let data = decoder.decode().expect("jpeg");
+    let info = decoder.info().expect("jpeg info");
+    let rgba = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => data.iter().map(|&g| [g, g, g, 255]).collect(),
+        jpeg_decoder::PixelFormat::RGB24 => {
+            data.chunks(3).map(|c| [c[0], c[1], c[2], 255]).collect()
+        }
+        other => panic!("unexpected JPEG pixel format {other:?}"),
+    };
+    Pixels {
+        width: u32::from(info.width),
+        height: u32::from(info.height),
+        rgba,
+    }
+}
