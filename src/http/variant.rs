@@ -90,14 +90,14 @@ async fn render_and_cache(state: &AppState, req: &VariantRequest) -> Result<Byte
         .pool
         .run(move || -> Result<Vec<u8>, imaging::ImagingError> {
             let started = Instant::now();
-            let decoded = imaging::decode(&original, &limits)?;
+            let decoded = imaging::decode_for(&original, &limits, &spec)?;
             let (w, h) = (decoded.image.width(), decoded.image.height());
             telemetry.decoded(
                 decoded.format.name(),
                 started.elapsed().as_secs_f64(),
                 u64::from(w) * u64::from(h),
             );
-            let transformed = imaging::apply(decoded.image, &spec)?;
+            let transformed = imaging::apply(decoded, &spec)?;
             imaging::encode(&transformed, format, &spec)
         })
         .await??;

@@ -7,7 +7,8 @@ use image::error::ImageError;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
-use super::{jpeg, Format, ImagingError};
+use super::spec::Spec;
+use super::{jpeg, shrink, Format, ImagingError};
 
 /// Resource limits applied to every decode.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +44,9 @@ pub struct Probe {
 pub struct Decoded {
     pub format: Format,
     pub image: DynamicImage,
+    /// Upright size of the full-resolution image. Larger than `image` when the decoder
+    /// shrank it on load; transforms are planned in these coordinates.
+    pub full_size: (u32, u32),
 }
 
 /// Identify the format from magic bytes and read the header, enforcing the pixel limit.
@@ -64,6 +68,16 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError>
 
 /// Decode the whole image under `limits` and apply its EXIF orientation.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, ImagingError> {
+    decode_for(bytes, limits, &Spec::default())
+}
+
+/// Decode for rendering `spec`: like [`decode`], but a JPEG is shrunk on load by up to
+/// 8× when the output needs that few pixels (see `shrink`).
+pub fn decode_for(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    spec: &Spec,
+) -> Result<Decoded, ImagingError> {
     let (format, mut decoder) = open(bytes, limits)?;
     if format == Format::Jpeg && !jpeg::has_end_of_image(bytes) {
         return Err(ImagingError::Corrupt(
@@ -71,9 +85,28 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, ImagingErr
         ));
     }
     let orientation = decoder.orientation().map_err(from_image_error)?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(from_image_error)?;
+    let (w, h) = decoder.dimensions();
+    let full_size = if swaps_axes(orientation) {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    let shrunk = match shrink::divisor_for(full_size.0, full_size.1, spec) {
+        Some(divisor) if format == Format::Jpeg => {
+            shrink::decode_jpeg_scaled(bytes, divisor, limits.max_alloc)
+        }
+        _ => None,
+    };
+    let mut image = match shrunk {
+        Some(image) => image,
+        None => DynamicImage::from_decoder(decoder).map_err(from_image_error)?,
+    };
     image.apply_orientation(orientation);
-    Ok(Decoded { format, image })
+    Ok(Decoded {
+        format,
+        image,
+        full_size,
+    })
 }
 
 fn open<'a>(

@@ -6,9 +6,10 @@ mod encode;
 mod format;
 mod jpeg;
 mod ops;
+mod shrink;
 mod spec;
 
-pub use decode::{decode, probe, DecodeLimits, Decoded, Probe};
+pub use decode::{decode, decode_for, probe, DecodeLimits, Decoded, Probe};
 pub use encode::encode;
 pub use format::Format;
 pub use ops::apply;
@@ -38,7 +39,7 @@ pub fn render(
     spec: &Spec,
     output: Format,
 ) -> Result<Vec<u8>, ImagingError> {
-    let decoded = decode(bytes, limits)?;
-    let transformed: DynamicImage = apply(decoded.image, spec)?;
+    let decoded = decode_for(bytes, limits, spec)?;
+    let transformed: DynamicImage = apply(decoded, spec)?;
     encode(&transformed, output, spec)
 }

@@ -6,15 +6,18 @@ use fast_image_resize as fir;
 use image::{DynamicImage, GenericImageView, Rgba, RgbaImage};
 
 use super::spec::{Crop, Fit, Flip, Mask, Spec};
-use super::ImagingError;
+use super::{Decoded, ImagingError};
 
 /// Apply every transform of `spec`, in the documented order.
-pub fn apply(image: DynamicImage, spec: &Spec) -> Result<DynamicImage, ImagingError> {
-    let mut img = to_8bit(image);
+pub fn apply(decoded: Decoded, spec: &Spec) -> Result<DynamicImage, ImagingError> {
+    let mut img = to_8bit(decoded.image);
+    // Sizes are planned on the full-resolution upright image, whatever the decoder shrank.
+    let mut full_size = decoded.full_size;
     if let Some(c) = spec.crop {
         img = crop(&img, c)?;
+        full_size = img.dimensions(); // crops are only made on full-size decodes
     }
-    img = resize_for(img, spec)?;
+    img = resize_for(img, spec, full_size)?;
     img = match spec.rotate {
         90 => img.rotate90(),
         180 => img.rotate180(),
@@ -130,11 +133,20 @@ pub(crate) struct ResizePlan {
     pub region: (f64, f64, f64, f64),
 }
 
-fn resize_for(img: DynamicImage, spec: &Spec) -> Result<DynamicImage, ImagingError> {
-    match plan_resize(img.width(), img.height(), spec) {
-        None => Ok(img),
-        Some(plan) => resize(&img, plan),
-    }
+fn resize_for(
+    img: DynamicImage,
+    spec: &Spec,
+    (full_w, full_h): (u32, u32),
+) -> Result<DynamicImage, ImagingError> {
+    let Some(mut plan) = plan_resize(full_w, full_h, spec) else {
+        return Ok(img);
+    };
+    // Map the source region from full-size coordinates onto the (maybe shrunk) pixels.
+    let sx = f64::from(img.width()) / f64::from(full_w);
+    let sy = f64::from(img.height()) / f64::from(full_h);
+    let (left, top, width, height) = plan.region;
+    plan.region = (left * sx, top * sy, width * sx, height * sy);
+    resize(&img, plan)
 }
 
 pub(crate) fn resize(img: &DynamicImage, plan: ResizePlan) -> Result<DynamicImage, ImagingError> {

@@ -1,0 +1,112 @@
+//! Shrink-on-load: a JPEG can be decoded at 1/2, 1/4 or 1/8 of its size by running a
+//! reduced inverse DCT, which skips most of the decoding work. When the output needs far
+//! fewer pixels than the source has (thumbnails, previews), this is the biggest saving
+//! there is. `zune-jpeg` (behind `image`) cannot scale, so this path uses `jpeg-decoder`.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, GrayImage, RgbImage};
+
+use super::ops::plan_resize;
+use super::spec::Spec;
+
+/// Largest DCT shrink divisor that still leaves at least as many pixels as the output
+/// needs, or `None` when a full decode is needed (no resize, a crop, or a mild resize).
+pub fn divisor_for(source_w: u32, source_h: u32, spec: &Spec) -> Option<u32> {
+    if spec.crop.is_some() {
+        return None; // crop coordinates are exact source pixels
+    }
+    let plan = plan_resize(source_w, source_h, spec)?;
+    let (_, _, region_w, region_h) = plan.region;
+    let needed = (f64::from(plan.width) / region_w).max(f64::from(plan.height) / region_h);
+    [8u32, 4, 2]
+        .into_iter()
+        .find(|&d| 1.0 / f64::from(d) >= needed)
+}
+
+/// Decode `bytes` (a JPEG, stored orientation) shrunk by `divisor`. `None` when this
+/// decoder cannot handle the file the way the main decoder would (CMYK, 16-bit, errors),
+/// so the caller falls back to a full decode.
+pub fn decode_jpeg_scaled(bytes: &[u8], divisor: u32, max_alloc: u64) -> Option<DynamicImage> {
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    decoder.set_max_decoding_buffer_size(usize::try_from(max_alloc).ok()?);
+    decoder.read_info().ok()?;
+    let info = decoder.info()?;
+    let wanted = |n: u16| u16::try_from(u32::from(n).div_ceil(divisor)).ok();
+    let (w, h) = decoder
+        .scale(wanted(info.width)?, wanted(info.height)?)
+        .ok()?;
+    let pixels = decoder.decode().ok()?;
+    let (w, h) = (u32::from(w), u32::from(h));
+    match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => {
+            RgbImage::from_raw(w, h, pixels).map(DynamicImage::from)
+        }
+        jpeg_decoder::PixelFormat::L8 => GrayImage::from_raw(w, h, pixels).map(DynamicImage::from),
+        // CMYK colour conversion and 16-bit precision stay with the main decoder.
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(s: &str) -> Spec {
+        Spec::parse_path(s).unwrap()
+    }
+
+    #[test]
+    fn divisor_keeps_at_least_the_output_resolution() {
+        assert_eq!(divisor_for(4032, 3024, &spec("w_300")), Some(8));
+        assert_eq!(divisor_for(4032, 3024, &spec("w_600")), Some(4));
+        assert_eq!(divisor_for(4032, 3024, &spec("w_1500")), Some(2));
+        assert_eq!(divisor_for(4032, 3024, &spec("w_2100")), None);
+        assert_eq!(divisor_for(4032, 3024, &spec("")), None);
+        assert_eq!(
+            divisor_for(4032, 3024, &spec("crop_0:0:100:100,w_10")),
+            None
+        );
+        // cover: the region is cut first, so the shrink follows the region, not the box.
+        assert_eq!(
+            divisor_for(4000, 1000, &spec("w_100,h_100,fit_cover")),
+            Some(8)
+        );
+        assert_eq!(
+            divisor_for(4000, 1000, &spec("w_400,h_400,fit_cover")),
+            Some(2)
+        );
+    }
+
+    /// The shrunk path must give the same picture as a full decode, up to resampling noise.
+    #[test]
+    fn shrunk_and_full_decodes_agree() {
+        use crate::imaging::{apply, decode, decode_for, DecodeLimits};
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/test-images/photo-3mp-canon-exif6.jpg"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let limits = DecodeLimits::for_pixels(64_000_000);
+        let spec = spec("w_200,h_200,fit_cover");
+        let shrunk = decode_for(&bytes, &limits, &spec).unwrap();
+        assert!(
+            shrunk.image.width() < shrunk.full_size.0,
+            "took the shrink path"
+        );
+        let fast = apply(shrunk, &spec).unwrap().to_rgb8();
+        let full = apply(decode(&bytes, &limits).unwrap(), &spec)
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(fast.dimensions(), (200, 200));
+        assert_eq!(fast.dimensions(), full.dimensions());
+        let diff: u64 = fast
+            .as_raw()
+            .iter()
+            .zip(full.as_raw())
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
+        let mean = diff as f64 / fast.as_raw().len() as f64;
+        assert!(mean < 3.0, "mean difference {mean}");
+    }
+}
