@@ -44,6 +44,20 @@ pub struct Config {
     #[arg(long, env = "PROGIMAGE_STORE_TIMEOUT_SECS", default_value_t = 10)]
     pub store_timeout_secs: u64,
 
+    /// Hosts and CIDRs (comma-separated) that remote fetch may reach although they are
+    /// loopback, private, link-local or metadata addresses: `10.0.0.0/8`, `127.0.0.1`,
+    /// `images.internal` (a name matches exactly, case-insensitively).
+    #[arg(long, env = "PROGIMAGE_FETCH_ALLOW", value_delimiter = ',')]
+    pub fetch_allow: Vec<String>,
+
+    /// Seconds a remote fetch may take in all, redirects and body included.
+    #[arg(long, env = "PROGIMAGE_FETCH_TIMEOUT_SECS", default_value_t = 10)]
+    pub fetch_timeout_secs: u64,
+
+    /// Redirects a remote fetch follows (each hop re-checked) before giving up.
+    #[arg(long, env = "PROGIMAGE_FETCH_MAX_REDIRECTS", default_value_t = 5)]
+    pub fetch_max_redirects: usize,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "PROGIMAGE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

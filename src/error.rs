@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::fetch::FetchError;
 use crate::imaging::ImagingError;
 use crate::store::StoreError;
 
@@ -44,6 +45,10 @@ pub enum Error {
     Unauthorized,
     #[error("{0}")]
     BadSignature(String),
+    #[error("{0}")]
+    ForbiddenUrl(String),
+    #[error("{0}")]
+    FetchFailed(String),
     #[error("the server is at capacity; retry shortly")]
     Overloaded,
     #[error("storage is unavailable: {0}")]
@@ -72,7 +77,8 @@ impl Error {
             | Error::BadTransform(_)
             | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
-            Error::BadSignature(_) => StatusCode::FORBIDDEN,
+            Error::BadSignature(_) | Error::ForbiddenUrl(_) => StatusCode::FORBIDDEN,
+            Error::FetchFailed(_) => StatusCode::BAD_GATEWAY,
             Error::NotFound | Error::NoRoute => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -99,6 +105,8 @@ impl Error {
             Error::BadRequest(_) => "bad_request",
             Error::Unauthorized => "unauthorized",
             Error::BadSignature(_) => "bad_signature",
+            Error::ForbiddenUrl(_) => "forbidden_url",
+            Error::FetchFailed(_) => "fetch_failed",
             Error::Overloaded => "overloaded",
             Error::StorageUnavailable(_) => "storage_unavailable",
             Error::InsufficientStorage => "insufficient_storage",
@@ -149,6 +157,17 @@ impl From<StoreError> for Error {
             StoreError::NotFound => Error::NotFound,
             StoreError::Full => Error::InsufficientStorage,
             StoreError::Unavailable(m) => Error::StorageUnavailable(m),
+        }
+    }
+}
+
+impl From<FetchError> for Error {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::Forbidden(m) => Error::ForbiddenUrl(m),
+            FetchError::Failed(m) => Error::FetchFailed(m),
+            FetchError::TooLarge(limit) => Error::TooLarge(limit),
+            FetchError::BadUrl(m) => Error::BadRequest(m),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod http;
 pub mod imaging;
 pub mod store;
@@ -32,8 +33,12 @@ pub struct AppState {
     pub telemetry: Telemetry,
     /// Renders in progress, keyed by image id and variant file name.
     pub renders: SingleFlight<String, Result<Bytes, Error>>,
+    /// Uploads being validated and stored, keyed by image id.
+    pub uploads: SingleFlight<String, Result<(axum::http::StatusCode, store::ImageMeta), Error>>,
     pub limits: DecodeLimits,
     pub stats: Stats,
+    /// Remote image loading behind the private-address guard.
+    pub fetcher: fetch::Fetcher,
 }
 
 /// Counters reported by `/status`.
@@ -82,6 +87,12 @@ impl AppState {
         let variants = tokio::task::spawn_blocking(move || VariantCache::open(cache_dir)).await??;
         let telemetry = Telemetry::default();
         let pool = WorkPool::new(config.worker_count(), config.queue, telemetry.clone());
+        let fetcher = fetch::Fetcher::new(
+            &config.fetch_allow,
+            Duration::from_secs(config.fetch_timeout_secs),
+            config.fetch_max_redirects,
+            config.max_upload_bytes,
+        )?;
         Ok(Arc::new(AppState {
             limits: DecodeLimits::for_pixels(config.max_pixels),
             config,
@@ -90,6 +101,8 @@ impl AppState {
             pool,
             telemetry,
             renders: SingleFlight::default(),
+            uploads: SingleFlight::default(),
+            fetcher,
             stats: Stats {
                 started: Instant::now(),
                 uploaded: AtomicU64::new(0),

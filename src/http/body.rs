@@ -1,13 +1,14 @@
 //! Reading an upload from any of the accepted request forms, enforcing the byte limit
 //! while the body streams in (never after buffering an unbounded body).
 
-use axum::extract::multipart::MultipartError;
+use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{header, StatusCode};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
 use crate::error::Error;
+use crate::AppState;
 
 /// Multipart part names that carry the image.
 const FILE_PARTS: &[&str] = &["image", "file"];
@@ -19,8 +20,9 @@ pub struct UploadBody {
     pub filename: Option<String>,
 }
 
-/// Read the image from a multipart form or a raw body.
-pub async fn read_upload(req: Request, max_bytes: u64) -> Result<UploadBody, Error> {
+/// Read the image from a multipart form, a raw body, or (JSON `{"url": …}`) a remote URL.
+pub async fn read_upload(req: Request, state: &AppState) -> Result<UploadBody, Error> {
+    let max_bytes = state.config.max_upload_bytes;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -45,10 +47,11 @@ pub async fn read_upload(req: Request, max_bytes: u64) -> Result<UploadBody, Err
         return read_multipart(req, max_bytes).await;
     }
     if content_type.starts_with("application/json") {
-        return Err(Error::UnsupportedFormat(
-            "JSON uploads ({\"url\": …}) are not available in this version; send the image bytes"
-                .into(),
-        ));
+        let (bytes, filename) = super::fetch::read_url_upload(req, state).await?;
+        return Ok(UploadBody {
+            bytes,
+            filename: filename.as_deref().and_then(clean_filename),
+        });
     }
     // Any other Content-Type is taken as the raw image: the format is sniffed from the
     // bytes anyway, and `curl --data-binary` sends form-urlencoded by default.
@@ -69,25 +72,40 @@ pub async fn read_upload(req: Request, max_bytes: u64) -> Result<UploadBody, Err
 }
 
 async fn read_multipart(req: Request, max_bytes: u64) -> Result<UploadBody, Error> {
-    let to_error = |e: MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::TooLarge(max_bytes)
-        } else {
-            Error::BadRequest(format!("malformed multipart body: {}", e.body_text()))
-        }
-    };
     let mut form = Multipart::from_request(req, &())
         .await
         .map_err(|e| Error::BadRequest(format!("malformed multipart body: {e}")))?;
-    while let Some(field) = form.next_field().await.map_err(to_error)? {
-        if !field.name().is_some_and(|n| FILE_PARTS.contains(&n)) {
-            continue; // other form fields are ignored (and drained by the parser)
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| part_error(e, max_bytes))?
+    {
+        if is_file_part(&field) {
+            return read_part(field, max_bytes).await;
         }
-        let filename = field.file_name().and_then(clean_filename);
-        let bytes = collect_limited(field, max_bytes, to_error).await?;
-        return Ok(UploadBody { bytes, filename });
+        // Other form fields are ignored (the parser drains them on the next call).
     }
     Err(Error::EmptyUpload)
+}
+
+/// Whether a part carries an image (`image` or `file`).
+pub fn is_file_part(field: &Field<'_>) -> bool {
+    field.name().is_some_and(|n| FILE_PARTS.contains(&n))
+}
+
+/// Read one part's bytes under the limit, keeping its file name.
+pub async fn read_part(field: Field<'_>, max_bytes: u64) -> Result<UploadBody, Error> {
+    let filename = field.file_name().and_then(clean_filename);
+    let bytes = collect_limited(field, max_bytes, |e| part_error(e, max_bytes)).await?;
+    Ok(UploadBody { bytes, filename })
+}
+
+pub fn part_error(e: MultipartError, max_bytes: u64) -> Error {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::TooLarge(max_bytes)
+    } else {
+        Error::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+    }
 }
 
 /// Concatenate a byte stream, failing with `too_large` as soon as it passes the limit.

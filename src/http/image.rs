@@ -36,7 +36,7 @@ use crate::AppState;
         (status = 507, description = "insufficient_storage", body = ErrorBody),
     ))]
 pub async fn upload(State(state): State<Arc<AppState>>, req: Request) -> Result<Response, Error> {
-    let body = read_upload(req, state.config.max_upload_bytes).await?;
+    let body = read_upload(req, &state).await?;
     let (status, meta) = ingest(&state, body).await?;
     let location = format!("/image/{}", meta.id);
     Ok((status, [(header::LOCATION, location)], Json(meta)).into_response())
@@ -53,6 +53,26 @@ pub async fn ingest(state: &AppState, body: UploadBody) -> Result<(StatusCode, I
         .pool
         .run(move || hex::encode(Sha256::digest(&bytes)))
         .await?;
+    // Concurrent uploads of the same new bytes validate and store once: one caller gets
+    // 201, the others share its record with 200.
+    let mut stored_here = false;
+    let (status, meta) = state
+        .uploads
+        .run(id.clone(), || {
+            stored_here = true;
+            store_new(state, id, body)
+        })
+        .await?;
+    let status = if stored_here { status } else { StatusCode::OK };
+    Ok((status, meta))
+}
+
+/// 200 with the existing record, or validate the bytes and store them (201).
+async fn store_new(
+    state: &AppState,
+    id: String,
+    body: UploadBody,
+) -> Result<(StatusCode, ImageMeta), Error> {
     match state.images.meta(&id).await {
         Ok(existing) => return Ok((StatusCode::OK, existing)),
         Err(StoreError::NotFound) => {}
@@ -102,7 +122,7 @@ pub async fn get_by_file(
             .await
             .map(IntoResponse::into_response),
         Some((id, ext)) => {
-            let spec = Spec::parse_pairs(query_pairs(query.as_deref()).iter().map(as_strs))?;
+            let spec = Spec::parse_pairs(query_pairs(query.as_deref()))?;
             variant(&state, id, ext, spec, &headers).await
         }
     }
@@ -174,7 +194,7 @@ pub async fn get_by_path_spec(
             "`{file}` has no extension: use /image/{{id}}/{{spec}}.{{ext}}"
         )));
     };
-    let spec = Spec::parse_path(spec)?.merge(query_pairs(query.as_deref()).iter().map(as_strs))?;
+    let spec = Spec::parse_path(spec)?.merge(query_pairs(query.as_deref()))?;
     variant(&state, &id, ext, spec, &headers).await
 }
 
@@ -233,7 +253,7 @@ pub struct ListParams {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImageList {
-    images: Vec<ImageMeta>,
+    pub(crate) images: Vec<ImageMeta>,
     /// Cursor for the next page, or null on the last page.
     next: Option<String>,
 }
@@ -254,9 +274,18 @@ pub async fn list(
         parse_id(c)
             .map_err(|_| Error::BadRequest("cursor is not one this server issued".into()))?;
     }
+    Ok(Json(list_page(&state, params.cursor.as_deref(), limit).await?))
+}
+
+/// One page of images in id order, starting after `cursor`.
+pub(crate) async fn list_page(
+    state: &AppState,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<ImageList, Error> {
     let ids = state.images.ids().await?;
-    let start = match &params.cursor {
-        Some(c) => ids.partition_point(|id| id.as_str() <= c.as_str()),
+    let start = match cursor {
+        Some(c) => ids.partition_point(|id| id.as_str() <= c),
         None => 0,
     };
     let page = &ids[start..ids.len().min(start + limit)];
@@ -268,10 +297,8 @@ pub async fn list(
             Err(e) => return Err(e.into()),
         }
     }
-    let next = (start + limit < ids.len())
-        .then(|| page.last().cloned())
-        .flatten();
-    Ok(Json(ImageList { images, next }))
+    let next = (start + limit < ids.len()).then(|| page.last().cloned()).flatten();
+    Ok(ImageList { images, next })
 }
 
 /// Transform keys accepted as query parameters (the same keys as path specs).
@@ -312,7 +339,7 @@ pub struct TransformParams {
 }
 
 /// Accept ids in either case; store and compare them lowercase.
-fn parse_id(raw: &str) -> Result<String, Error> {
+pub(crate) fn parse_id(raw: &str) -> Result<String, Error> {
     let id = raw.to_ascii_lowercase();
     if is_valid_id(&id) {
         Ok(id)
@@ -324,12 +351,8 @@ fn parse_id(raw: &str) -> Result<String, Error> {
     }
 }
 
-fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     query
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default()
-}
-
-fn as_strs(pair: &(String, String)) -> (&str, &str) {
-    (pair.0.as_str(), pair.1.as_str())
 }

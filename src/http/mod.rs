@@ -2,11 +2,15 @@
 //! passes through.
 
 mod auth;
+mod batch;
 mod body;
+mod compat;
 mod conditional;
+mod fetch;
 mod image;
 mod openapi;
 mod ops;
+mod transform;
 mod variant;
 
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -43,6 +47,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/image/{id}", get(image::get_by_file).delete(image::delete))
         .route("/image/{id}/original", get(image::original))
         .route("/image/{id}/{spec}", get(image::get_by_path_spec))
+        .route("/transform/{file}", post(transform::with_path_spec))
+        .route("/fetch/{file}", get(fetch::with_path_spec))
+        .route(
+            "/{segment}",
+            post(transform::with_query_spec).get(fetch::compat_spec_url),
+        )
+        .route(
+            "/batch",
+            // Parts are limited one by one; the whole stream is not buffered.
+            post(batch::batch).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/upload", post(compat::upload))
+        .route("/images", post(image::upload))
+        .route("/images/{id}", get(image::get_by_file))
+        .route("/image/{id}/meta", get(compat::meta))
+        .route("/list", get(compat::list))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/status", get(ops::status))

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use super::{image, ops};
+use super::{batch, compat, fetch, image, ops, transform};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,15 @@ use super::{image, ops};
         image::original,
         image::variant,
         image::get_by_path_spec,
+        transform::with_path_spec,
+        transform::with_query_spec,
+        batch::batch,
+        compat::upload,
+        compat::meta,
+        compat::list,
+        fetch::with_path_spec,
+        fetch::with_query_spec,
+        fetch::compat_spec_url,
         ops::health,
         ops::ready,
         ops::status,

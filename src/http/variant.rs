@@ -21,21 +21,14 @@ const RENDER_VERSION: u32 = 1;
 pub struct VariantRequest {
     id: String,
     spec: Spec,
-    format: Format,
+    pub(crate) format: Format,
     /// Cache file name: a digest of (id, canonical spec, format, render version) + ext.
     cache_key: String,
 }
 
 impl VariantRequest {
     pub fn new(id: String, ext: &str, spec: Spec) -> Result<Self, Error> {
-        let format = Format::from_ext(ext)
-            .filter(|f| f.can_encode())
-            .ok_or_else(|| {
-                Error::BadFormat(format!(
-                    "`{}` is not an output format; use one of jpg, jpeg, png, webp, gif, bmp, tiff, ico",
-                    ext.chars().take(20).collect::<String>()
-                ))
-            })?;
+        let format = output_format(ext)?;
         let digest = Sha256::digest(format!(
             "{id}\n{}\n{}\n{RENDER_VERSION}",
             spec.canonical(),
@@ -56,30 +49,47 @@ impl VariantRequest {
     }
 }
 
+/// The output format named by a URL extension.
+pub fn output_format(ext: &str) -> Result<Format, Error> {
+    Format::from_ext(ext).filter(|f| f.can_encode()).ok_or_else(|| {
+        Error::BadFormat(format!(
+            "`{}` is not an output format; use one of jpg, jpeg, png, webp, gif, bmp, tiff, ico",
+            ext.chars().take(20).collect::<String>()
+        ))
+    })
+}
+
 pub async fn render_variant(
     state: &AppState,
     req: VariantRequest,
     headers: &HeaderMap,
 ) -> Result<Response, Error> {
-    let etag = req.etag();
-    let content_type = req.format.content_type();
+    let bytes = variant_bytes(state, &req).await?;
+    Ok(immutable_bytes(
+        headers,
+        &req.etag(),
+        req.format.content_type(),
+        bytes,
+    ))
+}
+
+/// The variant's bytes: from the cache, the original itself (same format, no transform),
+/// or a render that every concurrent caller shares.
+pub async fn variant_bytes(state: &AppState, req: &VariantRequest) -> Result<Bytes, Error> {
     if let Some(bytes) = state.variants.get(&req.id, &req.cache_key).await? {
         state.telemetry.cache(true);
-        return Ok(immutable_bytes(headers, &etag, content_type, bytes));
+        return Ok(bytes);
     }
     let meta = state.images.meta(&req.id).await?;
     if req.spec.is_identity() && meta.format == req.format.name() {
-        // Same format, no transform: the original bytes themselves.
-        let original = state.images.original(&req.id).await?;
-        return Ok(immutable_bytes(headers, &etag, content_type, original));
+        return Ok(state.images.original(&req.id).await?);
     }
     state.telemetry.cache(false);
     let flight_key = format!("{}/{}", req.id, req.cache_key);
-    let bytes = state
+    state
         .renders
-        .run(flight_key, || render_and_cache(state, &req))
-        .await?;
-    Ok(immutable_bytes(headers, &etag, content_type, bytes))
+        .run(flight_key, || render_and_cache(state, req))
+        .await
 }
 
 async fn render_and_cache(state: &AppState, req: &VariantRequest) -> Result<Bytes, Error> {

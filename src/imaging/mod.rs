@@ -1,6 +1,7 @@
 //! Pure image processing: bytes and a spec in, bytes out. No I/O, no async, no HTTP —
 //! so every step can be benchmarked, fuzzed and tested on its own.
 
+mod ascii;
 mod decode;
 mod encode;
 mod format;
@@ -8,12 +9,15 @@ mod jpeg;
 mod ops;
 mod shrink;
 mod spec;
+mod trace;
 
+pub use ascii::{ascii_rows, render_ascii, AsciiMode, AsciiOptions};
 pub use decode::{decode, decode_for, probe, DecodeLimits, Decoded, Probe};
 pub use encode::encode;
 pub use format::Format;
 pub use ops::apply;
 pub use spec::{Fit, Flip, Mask, Rgb, Spec};
+pub use trace::{trace_svg, TraceOptions};
 
 use image::DynamicImage;
 

@@ -78,28 +78,29 @@ impl Spec {
     }
 
     /// Parse `k=v` pairs (already URL-decoded), as from a query string.
-    pub fn parse_pairs<'a>(
-        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    pub fn parse_pairs<K: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Spec, ImagingError> {
         Spec::default().merge(pairs)
     }
 
     /// Add pairs to an existing spec (path spec first, then the query). A key given twice
     /// is an error rather than a silent override.
-    pub fn merge<'a>(
+    pub fn merge<K: AsRef<str>, V: AsRef<str>>(
         mut self,
-        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Spec, ImagingError> {
-        let mut seen: Vec<&str> = Vec::new();
+        let mut seen: Vec<K> = Vec::new();
         for (key, value) in pairs {
-            if NON_TRANSFORM_KEYS.contains(&key) {
+            let k = key.as_ref();
+            if NON_TRANSFORM_KEYS.contains(&k) {
                 continue;
             }
-            if seen.contains(&key) || self.has_key(key) {
-                return Err(bad(key, "is given more than once"));
+            if seen.iter().any(|s| s.as_ref() == k) || self.has_key(k) {
+                return Err(bad(k, "is given more than once"));
             }
+            self.set(k, value.as_ref())?;
             seen.push(key);
-            self.set(key, value)?;
         }
         if let Some(c) = self.crop {
             if c.width == 0 || c.height == 0 {
