@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use progimage::imaging::{self, DecodeLimits, Format, Spec};
+use progimage::imaging::{self, AsciiMode, AsciiOptions, DecodeLimits, Format, Spec, TraceOptions};
 
 fn corpus(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -50,5 +50,45 @@ fn encoders(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, thumbnails, encoders);
+fn ascii_and_trace(c: &mut Criterion) {
+    let limits = DecodeLimits::for_pixels(64_000_000);
+    let photo = corpus(PHOTO_12MP);
+    let mut group = c.benchmark_group("ascii");
+    group.sample_size(10);
+    // What `GET /image/{id}.txt?w=100` costs: a shrink-on-load decode plus the render.
+    let w100 = Spec::parse_path("w_100").unwrap();
+    let opts100 = AsciiOptions::new(Some(100), None, false, 0, 0).unwrap();
+    group.bench_function("12mp_100cols_decode_and_render", |b| {
+        b.iter(|| {
+            let decoded = imaging::decode_for(black_box(&photo), &limits, &w100).unwrap();
+            imaging::render_ascii(&decoded.image, decoded.full_size, &opts100, AsciiMode::Text)
+                .unwrap()
+        })
+    });
+    // The render alone, at the widest allowed output, from a full-resolution decode.
+    let full = imaging::decode(&photo, &limits).unwrap();
+    let opts1000 = AsciiOptions::new(Some(1000), None, false, 0, 0).unwrap();
+    for (label, mode) in [("text", AsciiMode::Text), ("html", AsciiMode::Html)] {
+        group.bench_function(format!("12mp_1000cols_render_{label}"), |b| {
+            b.iter(|| {
+                imaging::render_ascii(black_box(&full.image), full.full_size, &opts1000, mode)
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("trace");
+    group.sample_size(10);
+    let logo = imaging::decode(&corpus("logo-scikit-image-rgba.png"), &limits)
+        .unwrap()
+        .image;
+    let defaults = TraceOptions::default();
+    group.bench_function("logo_500px_svg", |b| {
+        b.iter(|| imaging::trace_svg(black_box(&logo), &defaults).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, thumbnails, encoders, ascii_and_trace);
 criterion_main!(benches);

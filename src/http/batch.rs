@@ -156,7 +156,9 @@ fn upload_lines(state: Arc<AppState>, mut form: Multipart) -> impl Stream<Item =
             }
         }
     });
-    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|line| (line, rx)) })
+    stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (line, rx))
+    })
 }
 
 fn variant_lines(state: Arc<AppState>, request: BatchVariants) -> impl Stream<Item = Value> {
@@ -164,7 +166,12 @@ fn variant_lines(state: Arc<AppState>, request: BatchVariants) -> impl Stream<It
     let items: Vec<(usize, String, String)> = request
         .ids
         .iter()
-        .flat_map(|id| request.variants.iter().map(move |v| (id.clone(), v.clone())))
+        .flat_map(|id| {
+            request
+                .variants
+                .iter()
+                .map(move |v| (id.clone(), v.clone()))
+        })
         .enumerate()
         .map(|(index, (id, variant))| (index, id, variant))
         .collect();

@@ -274,7 +274,9 @@ pub async fn list(
         parse_id(c)
             .map_err(|_| Error::BadRequest("cursor is not one this server issued".into()))?;
     }
-    Ok(Json(list_page(&state, params.cursor.as_deref(), limit).await?))
+    Ok(Json(
+        list_page(&state, params.cursor.as_deref(), limit).await?,
+    ))
 }
 
 /// One page of images in id order, starting after `cursor`.
@@ -297,7 +299,9 @@ pub(crate) async fn list_page(
             Err(e) => return Err(e.into()),
         }
     }
-    let next = (start + limit < ids.len()).then(|| page.last().cloned()).flatten();
+    let next = (start + limit < ids.len())
+        .then(|| page.last().cloned())
+        .flatten();
     Ok(ImageList { images, next })
 }
 

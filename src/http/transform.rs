@@ -40,7 +40,9 @@ pub async fn with_path_spec(
     req: Request,
 ) -> Result<Response, Error> {
     let (spec, ext) = file.rsplit_once('.').ok_or_else(|| {
-        Error::BadFormat(format!("`{file}` has no extension: use /transform/{{spec}}.{{ext}}"))
+        Error::BadFormat(format!(
+            "`{file}` has no extension: use /transform/{{spec}}.{{ext}}"
+        ))
     })?;
     let spec = Spec::parse_path(spec)?.merge(transform_pairs(query.as_deref()))?;
     let body = read_upload(req, &state).await?;
@@ -94,7 +96,11 @@ pub async fn render_bytes(
             let started = Instant::now();
             let decoded = imaging::decode_for(&bytes, &limits, &spec)?;
             let pixels = u64::from(decoded.image.width()) * u64::from(decoded.image.height());
-            telemetry.decoded(decoded.format.name(), started.elapsed().as_secs_f64(), pixels);
+            telemetry.decoded(
+                decoded.format.name(),
+                started.elapsed().as_secs_f64(),
+                pixels,
+            );
             let transformed = imaging::apply(decoded, &spec)?;
             imaging::encode(&transformed, format, &spec)
         })

@@ -51,12 +51,14 @@ impl VariantRequest {
 
 /// The output format named by a URL extension.
 pub fn output_format(ext: &str) -> Result<Format, Error> {
-    Format::from_ext(ext).filter(|f| f.can_encode()).ok_or_else(|| {
-        Error::BadFormat(format!(
+    Format::from_ext(ext)
+        .filter(|f| f.can_encode())
+        .ok_or_else(|| {
+            Error::BadFormat(format!(
             "`{}` is not an output format; use one of jpg, jpeg, png, webp, gif, bmp, tiff, ico",
             ext.chars().take(20).collect::<String>()
         ))
-    })
+        })
 }
 
 pub async fn render_variant(

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use fast_image_resize as fir;
-use image::{DynamicImage, GenericImageView};
+use image::DynamicImage;
 
 use super::ImagingError;
 
@@ -162,14 +162,17 @@ pub fn render_ascii(
 
 /// One sRGB colour per cell, row-major: the area average of the pixels under the cell,
 /// composited onto white.
-fn average_cells(img: &DynamicImage, columns: u32, rows: u32) -> Result<Vec<[u8; 3]>, ImagingError> {
+fn average_cells(
+    img: &DynamicImage,
+    columns: u32,
+    rows: u32,
+) -> Result<Vec<[u8; 3]>, ImagingError> {
     // Resize in the source's own pixel type so a 12 MP decode is never copied or converted;
     // only the columns × rows result is. The box filter is an exact area average when
     // shrinking, and the resizer premultiplies alpha so transparent pixels add no colour.
     let mut small = DynamicImage::new(columns, rows, img.color());
-    let options = fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(
-        fir::FilterType::Box,
-    ));
+    let options =
+        fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Box));
     fir::Resizer::new()
         .resize(img, &mut small, &options)
         .map_err(|e| ImagingError::Encode(format!("ASCII downscale failed: {e}")))?;
@@ -198,8 +201,8 @@ fn luma([r, g, b]: [u8; 3]) -> u8 {
 /// once so the per-cell work is two table lookups.
 fn glyph_table(opts: &AsciiOptions) -> [u8; 256] {
     let n = opts.charset.len() as u32; // 2..=64, validated
-    // The same formulas as the `bri` and `con` raster transforms (image's `brighten` and
-    // `adjust_contrast`), so `bri_20` means the same thing in every output.
+                                       // The same formulas as the `bri` and `con` raster transforms (image's `brighten` and
+                                       // `adjust_contrast`), so `bri_20` means the same thing in every output.
     let shift = (opts.brightness as f32 * 2.55).round();
     let gain = ((100.0 + opts.contrast as f32) / 100.0).powi(2);
     let mut table = [0u8; 256];
@@ -273,7 +276,7 @@ fn ansi(cells: &[[u8; 3]], width: usize, glyph: impl Fn([u8; 3]) -> char) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::{Rgb, RgbImage, Rgba, RgbaImage};
+    use image::{GenericImageView, Rgb, RgbImage, Rgba, RgbaImage};
 
     fn text(img: &DynamicImage, opts: &AsciiOptions) -> String {
         render_ascii(img, img.dimensions(), opts, AsciiMode::Text).unwrap()
@@ -315,7 +318,11 @@ mod tests {
             let lines: Vec<&str> = art.split_terminator('\n').collect();
             assert_eq!(lines.len(), rows as usize, "{w}x{h} at {columns}");
             for line in lines {
-                assert_eq!(line.chars().count(), columns as usize, "{w}x{h} at {columns}");
+                assert_eq!(
+                    line.chars().count(),
+                    columns as usize,
+                    "{w}x{h} at {columns}"
+                );
             }
         }
     }
@@ -348,8 +355,14 @@ mod tests {
     fn brightness_and_contrast_shift_the_mapping() {
         let mid = grey(10, 10, 128);
         let plain = text(&mid, &opts(1));
-        let brighter = text(&mid, &AsciiOptions::new(Some(1), None, false, 100, 0).unwrap());
-        let flatter = text(&mid, &AsciiOptions::new(Some(1), None, false, 0, -100).unwrap());
+        let brighter = text(
+            &mid,
+            &AsciiOptions::new(Some(1), None, false, 100, 0).unwrap(),
+        );
+        let flatter = text(
+            &mid,
+            &AsciiOptions::new(Some(1), None, false, 0, -100).unwrap(),
+        );
         assert_ne!(plain, brighter);
         assert_eq!(brighter, " \n"); // +255 saturates to white
         assert_eq!(flatter.chars().next(), plain.chars().next()); // zero gain → mid-grey
@@ -390,7 +403,10 @@ mod tests {
         let ok = AsciiOptions::new(Some(1000), Some("ab"), false, 0, 0).unwrap();
         assert_eq!(ok.charset, vec!['a', 'b']);
         assert!(AsciiOptions::new(None, Some(&"é".repeat(64)), false, 0, 0).is_ok());
-        assert_eq!(AsciiOptions::new(None, None, false, 0, 0).unwrap(), AsciiOptions::default());
+        assert_eq!(
+            AsciiOptions::new(None, None, false, 0, 0).unwrap(),
+            AsciiOptions::default()
+        );
     }
 
     #[test]

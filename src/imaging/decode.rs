@@ -8,7 +8,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use super::spec::Spec;
-use super::{jpeg, shrink, Format, ImagingError};
+use super::{jpeg, shrink, svg, Format, ImagingError};
 
 /// Resource limits applied to every decode.
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +51,15 @@ pub struct Decoded {
 
 /// Identify the format from magic bytes and read the header, enforcing the pixel limit.
 pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError> {
+    if svg::looks_like_svg(bytes) {
+        let (_, width, height) = svg::parse(bytes)?;
+        check_pixels(width, height, limits)?;
+        return Ok(Probe {
+            format: Format::Svg,
+            width,
+            height,
+        });
+    }
     let (format, mut decoder) = open(bytes, limits)?;
     let orientation = decoder.orientation().map_err(from_image_error)?;
     let (w, h) = decoder.dimensions();
@@ -78,6 +87,15 @@ pub fn decode_for(
     limits: &DecodeLimits,
     spec: &Spec,
 ) -> Result<Decoded, ImagingError> {
+    if svg::looks_like_svg(bytes) {
+        let (tree, width, height) = svg::parse(bytes)?;
+        check_pixels(width, height, limits)?;
+        return Ok(Decoded {
+            format: Format::Svg,
+            image: svg::rasterize(&tree, width, height)?,
+            full_size: (width, height),
+        });
+    }
     let (format, mut decoder) = open(bytes, limits)?;
     if format == Format::Jpeg && !jpeg::has_end_of_image(bytes) {
         return Err(ImagingError::Corrupt(
@@ -122,6 +140,13 @@ fn open<'a>(
     reader.limits(image_limits);
     let decoder = reader.into_decoder().map_err(from_image_error)?;
     let (w, h) = decoder.dimensions();
+    check_pixels(w, h, limits)?;
+    Ok((format, decoder))
+}
+
+/// Refuse images over the pixel limit (decided from the header, before any pixel buffer
+/// exists) and images with no pixels at all.
+fn check_pixels(w: u32, h: u32, limits: &DecodeLimits) -> Result<(), ImagingError> {
     let pixels = u64::from(w) * u64::from(h);
     if pixels > limits.max_pixels {
         return Err(ImagingError::TooManyPixels(format!(
@@ -132,7 +157,7 @@ fn open<'a>(
     if pixels == 0 {
         return Err(ImagingError::Corrupt("the image has no pixels".into()));
     }
-    Ok((format, decoder))
+    Ok(())
 }
 
 fn swaps_axes(o: Orientation) -> bool {

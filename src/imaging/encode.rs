@@ -15,6 +15,8 @@ use super::{Format, ImagingError};
 
 pub const DEFAULT_JPEG_QUALITY: u8 = 82;
 pub const DEFAULT_WEBP_QUALITY: u8 = 80;
+pub const DEFAULT_AVIF_QUALITY: u8 = 70;
+const AVIF_SPEED: u8 = 10;
 /// ICO entries cannot be larger than this on either side.
 const ICO_MAX: u32 = 256;
 const WHITE: Colour = Colour([255, 255, 255]);
@@ -56,9 +58,10 @@ pub fn encode(img: &DynamicImage, format: Format, spec: &Spec) -> Result<Vec<u8>
                 image::ExtendedColorType::Rgba8,
             )
         }
-        Format::Avif => {
+        Format::Avif => return encode_avif(img, spec),
+        Format::Svg => {
             return Err(ImagingError::Unsupported(
-                "this build cannot write AVIF".into(),
+                "SVG output is a traced vector, not an encoder".into(),
             ))
         }
     };
@@ -77,6 +80,37 @@ fn encode_webp(img: &DynamicImage, spec: &Spec) -> Result<Vec<u8>, ImagingError>
         webp::Encoder::from_rgb(&rgb, rgb.width(), rgb.height()).encode(q)
     };
     Ok(encoded.to_vec())
+}
+
+/// AVIF through rav1e (one thread: the work pool provides the parallelism). Without rav1e's
+/// assembly, speed 10 is what keeps a cold 1200 px encode under a second here (measured
+/// 0.87 s and 105 KB for the 12 MP corpus photo at 1200 px; speed 8 took 2.5 s).
+fn encode_avif(img: &DynamicImage, spec: &Spec) -> Result<Vec<u8>, ImagingError> {
+    let quality = f32::from(spec.quality.unwrap_or(DEFAULT_AVIF_QUALITY));
+    let encoder = ravif::Encoder::new()
+        .with_quality(quality)
+        .with_alpha_quality(quality)
+        .with_speed(AVIF_SPEED)
+        .with_num_threads(Some(1));
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let encoded = if img.color().has_alpha() {
+        let pixels: Vec<ravif::RGBA8> = img
+            .to_rgba8()
+            .chunks_exact(4)
+            .map(|p| ravif::RGBA8::new(p[0], p[1], p[2], p[3]))
+            .collect();
+        encoder.encode_rgba(ravif::Img::new(&pixels[..], w, h))
+    } else {
+        let pixels: Vec<ravif::RGB8> = img
+            .to_rgb8()
+            .chunks_exact(3)
+            .map(|p| ravif::RGB8::new(p[0], p[1], p[2]))
+            .collect();
+        encoder.encode_rgb(ravif::Img::new(&pixels[..], w, h))
+    };
+    encoded
+        .map(|e| e.avif_file)
+        .map_err(|e| ImagingError::Encode(format!("AVIF: {e}")))
 }
 
 /// Composite any alpha onto a solid background, for formats without transparency.
@@ -128,6 +162,11 @@ mod tests {
         ));
         for f in Format::ALL.into_iter().filter(|f| f.can_encode()) {
             let bytes = encode(&img, f, &Spec::default()).unwrap();
+            if f == Format::Avif {
+                // No AVIF decoder in this build: check the container brand.
+                assert_eq!(&bytes[4..12], b"ftypavif");
+                continue;
+            }
             let back = image::load_from_memory(&bytes).unwrap();
             let expected_width = if f == Format::Ico { 256 } else { 300 };
             assert_eq!(back.width(), expected_width, "{f:?}");

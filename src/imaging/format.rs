@@ -14,10 +14,12 @@ pub enum Format {
     Tiff,
     Ico,
     Avif,
+    /// SVG: read by rasterising; written as a traced vector.
+    Svg,
 }
 
 impl Format {
-    pub const ALL: [Format; 8] = [
+    pub const ALL: [Format; 9] = [
         Format::Jpeg,
         Format::Png,
         Format::Gif,
@@ -26,6 +28,7 @@ impl Format {
         Format::Tiff,
         Format::Ico,
         Format::Avif,
+        Format::Svg,
     ];
 
     /// The format for a URL extension (`jpg` and `jpeg` both mean JPEG).
@@ -47,6 +50,7 @@ impl Format {
             Format::Tiff => "tiff",
             Format::Ico => "ico",
             Format::Avif => "avif",
+            Format::Svg => "svg",
         }
     }
 
@@ -68,12 +72,13 @@ impl Format {
             Format::Tiff => "image/tiff",
             Format::Ico => "image/x-icon",
             Format::Avif => "image/avif",
+            Format::Svg => "image/svg+xml",
         }
     }
 
     /// Whether this build can write the format.
     pub fn can_encode(self) -> bool {
-        !matches!(self, Format::Avif)
+        !matches!(self, Format::Svg)
     }
 
     /// Whether the format can carry an alpha channel (otherwise alpha is flattened onto `bg`).

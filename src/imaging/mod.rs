@@ -9,6 +9,7 @@ mod jpeg;
 mod ops;
 mod shrink;
 mod spec;
+mod svg;
 mod trace;
 
 pub use ascii::{ascii_rows, render_ascii, AsciiMode, AsciiOptions};

@@ -11,31 +11,65 @@ async fn ndjson(resp: reqwest::Response) -> Vec<Value> {
     assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
     let text = resp.text().await.unwrap();
     assert!(text.ends_with('\n'));
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[tokio::test]
 async fn multipart_batch_reports_every_part_and_one_bad_part_fails_alone() {
     let server = TestServer::with(|c| c.max_upload_bytes = 100_000).await;
     let form = Form::new()
-        .part("image", Part::bytes(corpus("png-rgba-alpha.png")).file_name("a.png"))
-        .part("file", Part::bytes(corpus("bad-text-file.jpg")).file_name("b.jpg"))
+        .part(
+            "image",
+            Part::bytes(corpus("png-rgba-alpha.png")).file_name("a.png"),
+        )
+        .part(
+            "file",
+            Part::bytes(corpus("bad-text-file.jpg")).file_name("b.jpg"),
+        )
         .text("comment", "not a file part")
-        .part("image", Part::bytes(corpus("gif-static.gif")).file_name("c.gif"))
-        .part("image", Part::bytes(corpus("face-astronaut.png")).file_name("big.png"))
-        .part("image", Part::bytes(corpus("png-rgba-alpha.png")).file_name("again.png"))
-        .part("image", Part::bytes(corpus("bad-truncated.jpg")).file_name("cut.jpg"));
-    let resp = server.client.post(server.url("/batch")).multipart(form).send().await.unwrap();
+        .part(
+            "image",
+            Part::bytes(corpus("gif-static.gif")).file_name("c.gif"),
+        )
+        .part(
+            "image",
+            Part::bytes(corpus("face-astronaut.png")).file_name("big.png"),
+        )
+        .part(
+            "image",
+            Part::bytes(corpus("png-rgba-alpha.png")).file_name("again.png"),
+        )
+        .part(
+            "image",
+            Part::bytes(corpus("bad-truncated.jpg")).file_name("cut.jpg"),
+        );
+    let resp = server
+        .client
+        .post(server.url("/batch"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     let mut lines = ndjson(resp).await;
     lines.sort_by_key(|l| l["index"].as_u64());
-    let summary: Vec<(u64, u64)> =
-        lines.iter().map(|l| (l["index"].as_u64().unwrap(), l["status"].as_u64().unwrap())).collect();
+    let summary: Vec<(u64, u64)> = lines
+        .iter()
+        .map(|l| (l["index"].as_u64().unwrap(), l["status"].as_u64().unwrap()))
+        .collect();
     // index 4 repeats index 0: 200 or 201 depending on which finished first.
     assert_eq!(summary.len(), 6, "{lines:?}");
-    assert_eq!(&summary[..4], &[(0, summary[0].1), (1, 415), (2, 201), (3, 413)]);
+    assert_eq!(
+        &summary[..4],
+        &[(0, summary[0].1), (1, 415), (2, 201), (3, 413)]
+    );
     assert_eq!(summary[5], (5, 422));
     assert_eq!(
-        [summary[0].1, summary[4].1].iter().filter(|s| **s == 201).count(),
+        [summary[0].1, summary[4].1]
+            .iter()
+            .filter(|s| **s == 201)
+            .count(),
         1,
         "the same bytes are stored once"
     );
@@ -59,7 +93,13 @@ async fn json_batch_renders_every_variant_of_every_id() {
         "ids": [a, b, missing, "bad"],
         "variants": ["w_30.webp", "w_16,h_16,fit_cover.png", "nope_1.png", "png"],
     });
-    let resp = server.client.post(server.url("/batch")).json(&request).send().await.unwrap();
+    let resp = server
+        .client
+        .post(server.url("/batch"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
     let lines = ndjson(resp).await;
     assert_eq!(lines.len(), 16);
     for line in &lines {
@@ -79,22 +119,50 @@ async fn json_batch_renders_every_variant_of_every_id() {
             assert_eq!(resp.status(), StatusCode::OK, "{url}");
         }
     }
-    let cover = lines.iter().find(|l| l["id"] == a.as_str() && l["variant"] == "w_16,h_16,fit_cover.png").unwrap();
-    assert_eq!(cover["url"], format!("/image/{a}/w_16,h_16,fit_cover.png").as_str());
+    let cover = lines
+        .iter()
+        .find(|l| l["id"] == a.as_str() && l["variant"] == "w_16,h_16,fit_cover.png")
+        .unwrap();
+    assert_eq!(
+        cover["url"],
+        format!("/image/{a}/w_16,h_16,fit_cover.png").as_str()
+    );
     let png = decode_png(&server.bytes(cover["url"].as_str().unwrap()).await);
     assert_eq!((png.width, png.height), (16, 16));
     // The batch warmed the cache: fetching its URLs rendered nothing new.
-    let renders_before = server.metric("progimage_renders_total{format=\"png\"}").await;
-    server.bytes(&format!("/image/{b}.png?w=16&h=16&fit=cover")).await;
-    assert_eq!(server.metric("progimage_renders_total{format=\"png\"}").await, renders_before);
+    let renders_before = server
+        .metric("progimage_renders_total{format=\"png\"}")
+        .await;
+    server
+        .bytes(&format!("/image/{b}.png?w=16&h=16&fit=cover"))
+        .await;
+    assert_eq!(
+        server
+            .metric("progimage_renders_total{format=\"png\"}")
+            .await,
+        renders_before
+    );
 }
 
 #[tokio::test]
 async fn batch_rejects_other_bodies() {
     let server = TestServer::start().await;
-    let resp = server.client.post(server.url("/batch")).body("x").send().await.unwrap();
+    let resp = server
+        .client
+        .post(server.url("/batch"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_error(resp, StatusCode::BAD_REQUEST, "bad_request").await;
-    let resp = server.client.post(server.url("/batch")).header("content-type", "application/json").body("{").send().await.unwrap();
+    let resp = server
+        .client
+        .post(server.url("/batch"))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     assert_error(resp, StatusCode::BAD_REQUEST, "bad_request").await;
 }
 
@@ -102,30 +170,82 @@ async fn batch_rejects_other_bodies() {
 async fn transform_converts_without_storing() {
     let server = TestServer::start().await;
     let bytes = corpus("photo-3mp-canon-exif6.jpg");
-    let resp = server.client.post(server.url("/transform/w_100,h_100,fit_cover.png")).body(bytes.clone()).send().await.unwrap();
+    let resp = server
+        .client
+        .post(server.url("/transform/w_100,h_100,fit_cover.png"))
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "image/png");
     let png = decode_png(&resp.bytes().await.unwrap());
     assert_eq!((png.width, png.height), (100, 100));
 
     let form = Form::new().part("image", Part::bytes(bytes).file_name("p.jpg"));
-    let resp = server.client.post(server.url("/transform.webp?w=64&filename=x.jpg")).multipart(form).send().await.unwrap();
+    let resp = server
+        .client
+        .post(server.url("/transform.webp?w=64&filename=x.jpg"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let img = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
-    assert_eq!((img.width(), img.height()), (64, 85), "EXIF orientation applied");
+    assert_eq!(
+        (img.width(), img.height()),
+        (64, 85),
+        "EXIF orientation applied"
+    );
 
     let status: Value = server.get("/status").await.json().await.unwrap();
     assert_eq!(status["images"], 0, "nothing stored");
 
     for (path, body, status, code) in [
-        ("/transform.exe", corpus("gif-static.gif"), StatusCode::BAD_REQUEST, "bad_format"),
-        ("/transform.png?w=-1", corpus("gif-static.gif"), StatusCode::BAD_REQUEST, "bad_transform"),
-        ("/transform.png", Vec::new(), StatusCode::BAD_REQUEST, "empty_upload"),
-        ("/transform.png", corpus("bad-pdf-file.png"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_format"),
-        ("/transform/w_10.png", corpus("bomb-20000x14000.png"), StatusCode::UNPROCESSABLE_ENTITY, "too_many_pixels"),
-        ("/other.png", corpus("gif-static.gif"), StatusCode::NOT_FOUND, "not_found"),
+        (
+            "/transform.exe",
+            corpus("gif-static.gif"),
+            StatusCode::BAD_REQUEST,
+            "bad_format",
+        ),
+        (
+            "/transform.png?w=-1",
+            corpus("gif-static.gif"),
+            StatusCode::BAD_REQUEST,
+            "bad_transform",
+        ),
+        (
+            "/transform.png",
+            Vec::new(),
+            StatusCode::BAD_REQUEST,
+            "empty_upload",
+        ),
+        (
+            "/transform.png",
+            corpus("bad-pdf-file.png"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_format",
+        ),
+        (
+            "/transform/w_10.png",
+            corpus("bomb-20000x14000.png"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_pixels",
+        ),
+        (
+            "/other.png",
+            corpus("gif-static.gif"),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
     ] {
-        let resp = server.client.post(server.url(path)).body(body).send().await.unwrap();
+        let resp = server
+            .client
+            .post(server.url(path))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         assert_error(resp, status, code).await;
     }
 }

@@ -9,16 +9,33 @@ use crate::support::{corpus, TestServer};
 #[tokio::test]
 async fn old_upload_meta_and_list() {
     let server = TestServer::start().await;
-    let form = Form::new().part("file", Part::bytes(corpus("gif-static.gif")).file_name("hopper.gif"));
-    let resp = server.client.post(server.url("/upload")).multipart(form).send().await.unwrap();
+    let form = Form::new().part(
+        "file",
+        Part::bytes(corpus("gif-static.gif")).file_name("hopper.gif"),
+    );
+    let resp = server
+        .client
+        .post(server.url("/upload"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
     let body: Value = resp.json().await.unwrap();
     let id = body["image_id"].as_str().unwrap().to_owned();
     assert_eq!(id.len(), 64);
 
-    let meta: Value = server.get(&format!("/image/{id}/meta")).await.json().await.unwrap();
+    let meta: Value = server
+        .get(&format!("/image/{id}/meta"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(meta["image_id"], id.as_str());
-    assert_eq!((meta["width"].as_u64(), meta["format"].as_str()), (Some(128), Some("gif")));
+    assert_eq!(
+        (meta["width"].as_u64(), meta["format"].as_str()),
+        (Some(128), Some("gif"))
+    );
 
     let list: Value = server.get("/list").await.json().await.unwrap();
     assert_eq!(list["count"], 1);
@@ -37,10 +54,18 @@ async fn old_images_routes() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
-    let id = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let resp = server.get(&format!("/images/{id}.webp")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "image/webp");
-    let meta: Value = server.get(&format!("/images/{id}")).await.json().await.unwrap();
+    let meta: Value = server
+        .get(&format!("/images/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(meta["id"], id.as_str());
 }

@@ -262,11 +262,17 @@ async fn concurrent_uploads_of_the_same_bytes_store_once() {
     let server = TestServer::start().await;
     let uploads = (0..8).map(|_| server.upload_bytes(corpus("face-astronaut.png")));
     let results = futures_util::future::join_all(uploads).await;
-    let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    let created = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
     let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
     assert_eq!((created, ok), (1, 7), "one 201, the rest 200");
     let ids: std::collections::HashSet<_> = results.iter().map(|(_, b)| b["id"].clone()).collect();
     assert_eq!(ids.len(), 1);
     let status: Value = server.get("/status").await.json().await.unwrap();
-    assert_eq!((status["images"].as_u64(), status["uploaded_count"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (status["images"].as_u64(), status["uploaded_count"].as_u64()),
+        (Some(1), Some(1))
+    );
 }
