@@ -44,7 +44,7 @@ fn encoders(c: &mut Criterion) {
     group.sample_size(10);
     for format in [Format::Jpeg, Format::Webp, Format::Png] {
         group.bench_function(format.ext(), |b| {
-            b.iter(|| imaging::encode(black_box(&decoded), format, &spec).unwrap())
+            b.iter(|| imaging::encode(black_box(&decoded), format, &spec, false).unwrap())
         });
     }
     group.finish();

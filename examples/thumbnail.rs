@@ -14,6 +14,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ext = output.rsplit('.').next().unwrap_or("jpg");
     let format = Format::from_ext(ext).ok_or("unknown output extension")?;
     let out = imaging::render(&bytes, &DecodeLimits::for_pixels(64_000_000), &spec, format)?;
-    std::fs::write(output, out)?;
+    std::fs::write(output, out.bytes)?;
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! nothing stored (`POST /transform/{spec}.{ext}`, `POST /transform.{ext}?…`).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::header;
@@ -90,28 +89,22 @@ pub async fn render_bytes(
     }
     state.telemetry.bytes_in(bytes.len() as u64);
     let (limits, telemetry) = (state.limits, state.telemetry.clone());
-    let out = state
+    let rendered = state
         .pool
-        .run(move || -> Result<Vec<u8>, imaging::ImagingError> {
-            let started = Instant::now();
-            let decoded = imaging::decode_for(&bytes, &limits, &spec)?;
-            let pixels = u64::from(decoded.image.width()) * u64::from(decoded.image.height());
-            telemetry.decoded(
-                decoded.format.name(),
-                started.elapsed().as_secs_f64(),
-                pixels,
-            );
-            let transformed = imaging::apply(decoded, &spec)?;
-            imaging::encode(&transformed, format, &spec)
-        })
+        .run(move || imaging::render(&bytes, &limits, &spec, format))
         .await??;
+    telemetry.decoded(
+        rendered.source.name(),
+        rendered.decode_seconds,
+        rendered.decoded_pixels,
+    );
     state.telemetry.rendered(format.name());
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type()),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        out,
+        rendered.bytes,
     )
         .into_response())
 }

@@ -1,8 +1,6 @@
 //! Variants: look in the cache, else render once (single-flight) on the work pool, cache
 //! the result atomically, and answer with immutable-caching headers.
 
-use std::time::Instant;
-
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -100,20 +98,14 @@ async fn render_and_cache(state: &AppState, req: &VariantRequest) -> Result<Byte
     let telemetry = state.telemetry.clone();
     let rendered = state
         .pool
-        .run(move || -> Result<Vec<u8>, imaging::ImagingError> {
-            let started = Instant::now();
-            let decoded = imaging::decode_for(&original, &limits, &spec)?;
-            let (w, h) = (decoded.image.width(), decoded.image.height());
-            telemetry.decoded(
-                decoded.format.name(),
-                started.elapsed().as_secs_f64(),
-                u64::from(w) * u64::from(h),
-            );
-            let transformed = imaging::apply(decoded, &spec)?;
-            imaging::encode(&transformed, format, &spec)
-        })
+        .run(move || imaging::render(&original, &limits, &spec, format))
         .await??;
-    let bytes = Bytes::from(rendered);
+    telemetry.decoded(
+        rendered.source.name(),
+        rendered.decode_seconds,
+        rendered.decoded_pixels,
+    );
+    let bytes = Bytes::from(rendered.bytes);
     state.telemetry.rendered(req.format.name());
     if let Err(e) = state
         .variants

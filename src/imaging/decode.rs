@@ -44,6 +44,9 @@ pub struct Probe {
 pub struct Decoded {
     pub format: Format,
     pub image: DynamicImage,
+    /// Whether the source was stored without loss (PNG, GIF, lossless WebP, …), so a
+    /// WebP output may stay lossless too.
+    pub lossless: bool,
     /// Upright size of the full-resolution image. Larger than `image` when the decoder
     /// shrank it on load; transforms are planned in these coordinates.
     pub full_size: (u32, u32),
@@ -93,6 +96,7 @@ pub fn decode_for(
         return Ok(Decoded {
             format: Format::Svg,
             image: svg::rasterize(&tree, width, height)?,
+            lossless: true,
             full_size: (width, height),
         });
     }
@@ -123,6 +127,7 @@ pub fn decode_for(
     Ok(Decoded {
         format,
         image,
+        lossless: is_lossless(format, bytes),
         full_size,
     })
 }
@@ -158,6 +163,17 @@ fn check_pixels(w: u32, h: u32, limits: &DecodeLimits) -> Result<(), ImagingErro
         return Err(ImagingError::Corrupt("the image has no pixels".into()));
     }
     Ok(())
+}
+
+fn is_lossless(format: Format, bytes: &[u8]) -> bool {
+    match format {
+        Format::Jpeg | Format::Avif => false,
+        // A simple lossless WebP is `RIFF….WEBPVP8L`; an extended one names VP8L in a chunk.
+        Format::Webp => bytes
+            .get(..bytes.len().min(4096))
+            .is_some_and(|head| head.windows(4).any(|w| w == b"VP8L")),
+        _ => true,
+    }
 }
 
 fn swaps_axes(o: Orientation) -> bool {

@@ -21,8 +21,14 @@ const AVIF_SPEED: u8 = 10;
 const ICO_MAX: u32 = 256;
 const WHITE: Colour = Colour([255, 255, 255]);
 
-/// Encode `img` as `format`, using the spec's quality and background colour.
-pub fn encode(img: &DynamicImage, format: Format, spec: &Spec) -> Result<Vec<u8>, ImagingError> {
+/// Encode `img` as `format`, using the spec's quality and background colour. A WebP of a
+/// lossless source stays lossless unless the spec asks for a quality.
+pub fn encode(
+    img: &DynamicImage,
+    format: Format,
+    spec: &Spec,
+    lossless_source: bool,
+) -> Result<Vec<u8>, ImagingError> {
     let mut out = Vec::new();
     let bg = spec.bg.unwrap_or(WHITE);
     let result = match format {
@@ -39,7 +45,7 @@ pub fn encode(img: &DynamicImage, format: Format, spec: &Spec) -> Result<Vec<u8>
             image::codecs::png::CompressionType::Fast,
             image::codecs::png::FilterType::Adaptive,
         )),
-        Format::Webp => return encode_webp(img, spec),
+        Format::Webp => return encode_webp(img, spec, lossless_source && spec.quality.is_none()),
         Format::Gif => {
             let mut enc = GifEncoder::new_with_speed(&mut out, 10);
             enc.encode_frame(Frame::new(img.to_rgba8()))
@@ -69,15 +75,22 @@ pub fn encode(img: &DynamicImage, format: Format, spec: &Spec) -> Result<Vec<u8>
     Ok(out)
 }
 
-/// Lossy WebP through libwebp (the `image` crate only writes lossless WebP).
-fn encode_webp(img: &DynamicImage, spec: &Spec) -> Result<Vec<u8>, ImagingError> {
+/// WebP through libwebp (the `image` crate only writes lossless WebP, and slowly).
+fn encode_webp(img: &DynamicImage, spec: &Spec, lossless: bool) -> Result<Vec<u8>, ImagingError> {
     let q = f32::from(spec.quality.unwrap_or(DEFAULT_WEBP_QUALITY));
+    let encode = |encoder: webp::Encoder| {
+        if lossless {
+            encoder.encode_lossless()
+        } else {
+            encoder.encode(q)
+        }
+    };
     let encoded = if img.color().has_alpha() {
         let rgba = img.to_rgba8();
-        webp::Encoder::from_rgba(&rgba, rgba.width(), rgba.height()).encode(q)
+        encode(webp::Encoder::from_rgba(&rgba, rgba.width(), rgba.height()))
     } else {
         let rgb = img.to_rgb8();
-        webp::Encoder::from_rgb(&rgb, rgb.width(), rgb.height()).encode(q)
+        encode(webp::Encoder::from_rgb(&rgb, rgb.width(), rgb.height()))
     };
     Ok(encoded.to_vec())
 }
@@ -161,7 +174,7 @@ mod tests {
             image::Rgba([1, 2, 3, 128]),
         ));
         for f in Format::ALL.into_iter().filter(|f| f.can_encode()) {
-            let bytes = encode(&img, f, &Spec::default()).unwrap();
+            let bytes = encode(&img, f, &Spec::default(), false).unwrap();
             if f == Format::Avif {
                 // No AVIF decoder in this build: check the container brand.
                 assert_eq!(&bytes[4..12], b"ftypavif");

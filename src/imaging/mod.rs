@@ -37,14 +37,32 @@ pub enum ImagingError {
     Encode(String),
 }
 
+/// The result of one render, with what telemetry wants to know about the decode.
+pub struct Rendered {
+    pub bytes: Vec<u8>,
+    pub source: Format,
+    pub decode_seconds: f64,
+    /// Pixels the decoder produced (fewer than the source has after shrink-on-load).
+    pub decoded_pixels: u64,
+}
+
 /// Decode, transform and encode in one call: what a variant render is.
 pub fn render(
     bytes: &[u8],
     limits: &DecodeLimits,
     spec: &Spec,
     output: Format,
-) -> Result<Vec<u8>, ImagingError> {
+) -> Result<Rendered, ImagingError> {
+    let started = std::time::Instant::now();
     let decoded = decode_for(bytes, limits, spec)?;
+    let decode_seconds = started.elapsed().as_secs_f64();
+    let (source, lossless) = (decoded.format, decoded.lossless);
+    let decoded_pixels = u64::from(decoded.image.width()) * u64::from(decoded.image.height());
     let transformed: DynamicImage = apply(decoded, spec)?;
-    encode(&transformed, output, spec)
+    Ok(Rendered {
+        bytes: encode(&transformed, output, spec, lossless)?,
+        source,
+        decode_seconds,
+        decoded_pixels,
+    })
 }

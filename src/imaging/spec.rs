@@ -388,4 +388,63 @@ mod tests {
         .unwrap();
         assert_eq!(Spec::parse_path(&s.canonical()).unwrap(), s);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Any key=value the grammar could see, valid or not.
+        fn pair() -> impl Strategy<Value = (String, String)> {
+            let key = prop_oneof![
+                Just("w"),
+                Just("h"),
+                Just("fit"),
+                Just("enlarge"),
+                Just("crop"),
+                Just("rot"),
+                Just("flip"),
+                Just("blur"),
+                Just("sharpen"),
+                Just("gray"),
+                Just("bri"),
+                Just("con"),
+                Just("mask"),
+                Just("bg"),
+                Just("q"),
+                Just("zz"),
+            ];
+            let value = prop_oneof![
+                (0u32..10_000).prop_map(|n| n.to_string()),
+                (-200i32..200).prop_map(|n| n.to_string()),
+                (0.0f32..120.0).prop_map(|f| f.to_string()),
+                "[a-z]{1,7}",
+                "[0-9]{1,4}:[0-9]{1,4}:[0-9]{1,4}:[0-9]{1,4}",
+                "#?[0-9a-fA-F]{3,6}",
+                ".{0,12}",
+            ];
+            (key, value).prop_map(|(k, v)| (k.to_owned(), v))
+        }
+
+        proptest! {
+            #[test]
+            fn canonical_form_is_a_fixed_point(pairs in proptest::collection::vec(pair(), 0..6)) {
+                if let Ok(spec) = Spec::parse_pairs(pairs) {
+                    let canonical = spec.canonical();
+                    let reparsed = Spec::parse_path(&canonical).expect("canonical parses");
+                    prop_assert_eq!(&reparsed, &spec);
+                    prop_assert_eq!(reparsed.canonical(), canonical);
+                }
+            }
+
+            #[test]
+            fn no_path_spec_panics(input in ".{0,64}") {
+                let _ = Spec::parse_path(&input);
+            }
+
+            #[test]
+            fn no_pair_list_panics(pairs in proptest::collection::vec((".{0,8}", ".{0,16}"), 0..8)) {
+                let _ = Spec::parse_pairs(pairs);
+            }
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod compat;
 mod concurrency;
 mod corpus;
 mod fetch;
+mod formats;
 mod http_semantics;
 mod operations;
 mod shutdown;
