@@ -37,8 +37,17 @@ pub struct Config {
     pub queue: usize,
 
     /// API keys (comma-separated); when set, POST and DELETE need `Authorization: Bearer <key>`.
-    #[arg(long, env = "PROGIMAGE_API_KEYS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "PROGIMAGE_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub api_keys: Vec<String>,
+
+    /// Key for signed URLs; when set, every variant URL needs a valid `sig`.
+    #[arg(long, env = "PROGIMAGE_SIGNING_KEY", hide_env_values = true)]
+    pub signing_key: Option<String>,
 
     /// Seconds to wait for the store before answering 503 `storage_unavailable`.
     #[arg(long, env = "PROGIMAGE_STORE_TIMEOUT_SECS", default_value_t = 10)]

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::Uri;
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::image::query_pairs;
+use super::signing;
 use super::transform::render_bytes;
 use super::variant::output_format;
 use crate::error::{Error, ErrorBody};
@@ -66,7 +68,9 @@ pub async fn with_path_spec(
     State(state): State<Arc<AppState>>,
     Path(file): Path<String>,
     RawQuery(query): RawQuery,
+    uri: Uri,
 ) -> Result<Response, Error> {
+    signing::verify(state.config.signing_key.as_deref(), &uri)?;
     let (spec, ext) = file.rsplit_once('.').ok_or_else(|| {
         Error::BadFormat(format!(
             "`{file}` has no extension: use /fetch/{{spec}}.{{ext}}?url=…"
@@ -120,15 +124,19 @@ pub async fn compat_spec_url(
     State(state): State<Arc<AppState>>,
     Path(segment): Path<String>,
     RawQuery(query): RawQuery,
+    uri: Uri,
 ) -> Result<Response, Error> {
-    if let Some(ext) = segment.strip_prefix("fetch.") {
-        return with_query_spec(&state, ext, query.as_deref()).await;
-    }
-    if !query_pairs(query.as_deref())
-        .iter()
-        .any(|(k, _)| k == URL_KEY)
+    let is_fetch = segment.starts_with("fetch.");
+    if !is_fetch
+        && !query_pairs(query.as_deref())
+            .iter()
+            .any(|(k, _)| k == URL_KEY)
     {
         return Err(Error::NoRoute);
+    }
+    signing::verify(state.config.signing_key.as_deref(), &uri)?;
+    if let Some(ext) = segment.strip_prefix("fetch.") {
+        return with_query_spec(&state, ext, query.as_deref()).await;
     }
     let (url, pairs) = split_url(query.as_deref())?;
     let spec = Spec::parse_path(&segment)?.merge(as_strs(&pairs))?;

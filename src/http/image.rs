@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::body::{read_upload, UploadBody};
 use super::conditional::immutable_bytes;
+use super::signing;
 use super::variant::{render_variant, VariantRequest};
 use crate::error::{Error, ErrorBody};
 use crate::imaging::{self, Spec};
@@ -115,6 +116,7 @@ pub async fn get_by_file(
     State(state): State<Arc<AppState>>,
     Path(file): Path<String>,
     RawQuery(query): RawQuery,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     match file.rsplit_once('.') {
@@ -122,6 +124,7 @@ pub async fn get_by_file(
             .await
             .map(IntoResponse::into_response),
         Some((id, ext)) => {
+            signing::verify(state.config.signing_key.as_deref(), &uri)?;
             let spec = Spec::parse_pairs(query_pairs(query.as_deref()))?;
             variant(&state, id, ext, spec, &headers).await
         }
@@ -187,8 +190,10 @@ pub async fn get_by_path_spec(
     State(state): State<Arc<AppState>>,
     Path((id, file)): Path<(String, String)>,
     RawQuery(query): RawQuery,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
+    signing::verify(state.config.signing_key.as_deref(), &uri)?;
     let Some((spec, ext)) = file.rsplit_once('.') else {
         return Err(Error::BadFormat(format!(
             "`{file}` has no extension: use /image/{{id}}/{{spec}}.{{ext}}"

@@ -10,6 +10,7 @@ mod fetch;
 mod image;
 mod openapi;
 mod ops;
+pub mod signing;
 mod transform;
 mod variant;
 

@@ -227,3 +227,54 @@ async fn api_keys_guard_writes_only() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn signed_urls_are_required_for_variants_when_a_key_is_set() {
+    use base64::Engine;
+    use hmac::Mac;
+    let server = TestServer::with(|c| c.signing_key = Some("s3cret".into())).await;
+    let id = server.upload_corpus("png-rgba-alpha.png").await;
+    // The documented recipe, computed here independently of the server's code.
+    let sign = |message: &str| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(message.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    };
+    let path = format!("/image/{id}.webp");
+    assert_error(
+        server.get(&format!("{path}?w=20")).await,
+        StatusCode::FORBIDDEN,
+        "bad_signature",
+    )
+    .await;
+    let sig = sign(&format!("{path}?h=10&w=20"));
+    let ok = server.get(&format!("{path}?w=20&sig={sig}&h=10")).await;
+    assert_eq!(
+        ok.status(),
+        StatusCode::OK,
+        "params are sorted by name, sig anywhere"
+    );
+    let tampered = server.get(&format!("{path}?w=21&sig={sig}&h=10")).await;
+    assert_error(tampered, StatusCode::FORBIDDEN, "bad_signature").await;
+    let spec_path = format!("/image/{id}/w_20.png");
+    let sig = sign(&spec_path);
+    assert_eq!(
+        server.get(&format!("{spec_path}?sig={sig}")).await.status(),
+        StatusCode::OK
+    );
+    assert_error(
+        server.get(&spec_path).await,
+        StatusCode::FORBIDDEN,
+        "bad_signature",
+    )
+    .await;
+    // Originals and metadata need no signature.
+    assert_eq!(
+        server.get(&format!("/image/{id}/original")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        server.get(&format!("/image/{id}")).await.status(),
+        StatusCode::OK
+    );
+}
