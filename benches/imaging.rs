@@ -5,7 +5,9 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use progimage::imaging::{self, AsciiMode, AsciiOptions, DecodeLimits, Format, Spec, TraceOptions};
+use progimage::imaging::{
+    self, AsciiMode, AsciiOptions, DecodeLimits, Format, Output, Spec, TraceOptions,
+};
 
 fn corpus(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -29,7 +31,10 @@ fn thumbnails(c: &mut Criterion) {
         });
         for format in [Format::Jpeg, Format::Webp] {
             group.bench_function(format!("{label}_to_300px_{}", format.ext()), |b| {
-                b.iter(|| imaging::render(black_box(&bytes), &limits, &w300, format).unwrap())
+                b.iter(|| {
+                    imaging::render(black_box(&bytes), &limits, &w300, Output::Raster(format))
+                        .unwrap()
+                })
             });
         }
     }

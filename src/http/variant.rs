@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::conditional::immutable_bytes;
 use crate::error::Error;
-use crate::imaging::{self, Format, Spec};
+use crate::imaging::{self, Output, Spec, OUTPUT_EXTS};
 use crate::AppState;
 
 /// Bump when rendering changes output for the same spec, so ETags and cache files of
@@ -19,7 +19,7 @@ const RENDER_VERSION: u32 = 1;
 pub struct VariantRequest {
     id: String,
     spec: Spec,
-    pub(crate) format: Format,
+    pub(crate) format: Output,
     /// Cache file name: a digest of (id, canonical spec, format, render version) + ext.
     cache_key: String,
 }
@@ -27,6 +27,7 @@ pub struct VariantRequest {
 impl VariantRequest {
     pub fn new(id: String, ext: &str, spec: Spec) -> Result<Self, Error> {
         let format = output_format(ext)?;
+        format.check(&spec)?;
         let digest = Sha256::digest(format!(
             "{id}\n{}\n{}\n{RENDER_VERSION}",
             spec.canonical(),
@@ -47,16 +48,14 @@ impl VariantRequest {
     }
 }
 
-/// The output format named by a URL extension.
-pub fn output_format(ext: &str) -> Result<Format, Error> {
-    Format::from_ext(ext)
-        .filter(|f| f.can_encode())
-        .ok_or_else(|| {
-            Error::BadFormat(format!(
-            "`{}` is not an output format; use one of jpg, jpeg, png, webp, gif, bmp, tiff, ico",
+/// The output named by a URL extension.
+pub fn output_format(ext: &str) -> Result<Output, Error> {
+    Output::from_ext(ext).ok_or_else(|| {
+        Error::BadFormat(format!(
+            "`{}` is not an output format; use one of {OUTPUT_EXTS}",
             ext.chars().take(20).collect::<String>()
         ))
-        })
+    })
 }
 
 pub async fn render_variant(

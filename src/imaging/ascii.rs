@@ -234,8 +234,9 @@ fn html(cells: &[[u8; 3]], width: usize, glyph: impl Fn([u8; 3]) -> char) -> Str
             if current.is_some() {
                 out.push_str("</span>");
             }
-            let [r, g, b] = colour;
-            let _ = write!(out, "<span style=\"color:#{r:02x}{g:02x}{b:02x}\">");
+            out.push_str("<span style=\"color:#");
+            push_hex(&mut out, colour);
+            out.push_str("\">");
             current = Some(colour);
         }
         match glyph(colour) {
@@ -253,6 +254,16 @@ fn html(cells: &[[u8; 3]], width: usize, glyph: impl Fn([u8; 3]) -> char) -> Str
     }
     out.push_str(TAIL);
     out
+}
+
+/// `rrggbb`, without the formatting machinery: this runs once per colour run, which on
+/// a photo is nearly once per character.
+fn push_hex(out: &mut String, colour: [u8; 3]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for byte in colour {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 15)]));
+    }
 }
 
 fn ansi(cells: &[[u8; 3]], width: usize, glyph: impl Fn([u8; 3]) -> char) -> String {

@@ -7,6 +7,7 @@ mod encode;
 mod format;
 mod jpeg;
 mod ops;
+mod output;
 mod shrink;
 mod spec;
 mod svg;
@@ -17,10 +18,9 @@ pub use decode::{decode, decode_for, probe, DecodeLimits, Decoded, Probe};
 pub use encode::encode;
 pub use format::Format;
 pub use ops::apply;
+pub use output::{render, Output, Rendered, OUTPUT_EXTS};
 pub use spec::{Fit, Flip, Mask, Rgb, Spec};
 pub use trace::{trace_svg, TraceOptions};
-
-use image::DynamicImage;
 
 /// Failures of the imaging core. Each maps to one HTTP error in `crate::error`.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,34 +35,4 @@ pub enum ImagingError {
     BadSpec(String),
     #[error("{0}")]
     Encode(String),
-}
-
-/// The result of one render, with what telemetry wants to know about the decode.
-pub struct Rendered {
-    pub bytes: Vec<u8>,
-    pub source: Format,
-    pub decode_seconds: f64,
-    /// Pixels the decoder produced (fewer than the source has after shrink-on-load).
-    pub decoded_pixels: u64,
-}
-
-/// Decode, transform and encode in one call: what a variant render is.
-pub fn render(
-    bytes: &[u8],
-    limits: &DecodeLimits,
-    spec: &Spec,
-    output: Format,
-) -> Result<Rendered, ImagingError> {
-    let started = std::time::Instant::now();
-    let decoded = decode_for(bytes, limits, spec)?;
-    let decode_seconds = started.elapsed().as_secs_f64();
-    let (source, lossless) = (decoded.format, decoded.lossless);
-    let decoded_pixels = u64::from(decoded.image.width()) * u64::from(decoded.image.height());
-    let transformed: DynamicImage = apply(decoded, spec)?;
-    Ok(Rendered {
-        bytes: encode(&transformed, output, spec, lossless)?,
-        source,
-        decode_seconds,
-        decoded_pixels,
-    })
 }

@@ -64,15 +64,30 @@ pub struct Spec {
     pub mask: Option<Mask>,
     pub bg: Option<Rgb>,
     pub quality: Option<u8>,
+    /// ASCII outputs: characters from lightest to densest (query only: any character may
+    /// appear, including the `,` and `_` of the path grammar).
+    pub charset: Option<String>,
+    /// ASCII outputs: light pixels get dense characters.
+    pub invert: bool,
+    /// Traced SVG: colour precision 1..=8.
+    pub colors: Option<u8>,
+    /// Traced SVG: detail 0..=100.
+    pub detail: Option<u8>,
 }
 
 impl Spec {
     /// Parse a path spec such as `w_300,h_200,fit_cover`.
     pub fn parse_path(spec: &str) -> Result<Spec, ImagingError> {
-        let pairs = spec.split(',').filter(|p| !p.is_empty()).map(|p| {
-            p.split_once('_')
-                .ok_or_else(|| bad(p, "expected key_value, e.g. w_300"))
-        });
+        let pairs = spec
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('_') {
+                Some(("charset", _)) => {
+                    Err(bad("charset", "can only be given as a query parameter"))
+                }
+                Some(pair) => Ok(pair),
+                None => Err(bad(p, "expected key_value, e.g. w_300")),
+            });
         let pairs: Vec<(&str, &str)> = pairs.collect::<Result<_, _>>()?;
         Spec::default().merge(pairs)
     }
@@ -128,6 +143,10 @@ impl Spec {
             "mask" => self.mask.is_some(),
             "bg" => self.bg.is_some(),
             "q" => self.quality.is_some(),
+            "charset" => self.charset.is_some(),
+            "invert" => self.invert,
+            "colors" => self.colors.is_some(),
+            "detail" => self.detail.is_some(),
             _ => false,
         }
     }
@@ -177,6 +196,11 @@ impl Spec {
             }
             "bg" => self.bg = Some(parse_hex_colour(v)?),
             "q" => self.quality = Some(int_in(key, v, 1, 100)?),
+            // Lengths and characters are checked with the output (see `output`).
+            "charset" => self.charset = Some(v.to_owned()),
+            "invert" => self.invert = flag(key, v)?,
+            "colors" => self.colors = Some(int_in(key, v, 1, 8)?),
+            "detail" => self.detail = Some(int_in(key, v, 0, 100)?),
             _ => return Err(bad(key, "is not a known transform key")),
         }
         Ok(())
@@ -254,6 +278,20 @@ impl Spec {
         }
         if let Some(q) = self.quality {
             push("q", &q);
+        }
+        if let Some(charset) = &self.charset {
+            // Percent-encoded so the canonical string stays one unambiguous token.
+            let encoded: String = form_urlencoded::byte_serialize(charset.as_bytes()).collect();
+            push("charset", &encoded);
+        }
+        if self.invert {
+            push("invert", &1);
+        }
+        if let Some(c) = self.colors {
+            push("colors", &c);
+        }
+        if let Some(d) = self.detail {
+            push("detail", &d);
         }
         parts.join(",")
     }

@@ -1,0 +1,181 @@
+//! What a request can ask for: a raster format, a traced SVG, or ASCII art; which
+//! transform keys each accepts; and the one render pipeline that produces it.
+
+use std::time::Instant;
+
+use image::DynamicImage;
+
+use super::ascii::{render_ascii, AsciiMode, AsciiOptions};
+use super::trace::{trace_svg, TraceOptions};
+use super::{apply, decode_for, encode, DecodeLimits, Format, ImagingError, Spec};
+
+/// An output a URL extension can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Raster(Format),
+    /// A traced vector image (`svg`).
+    Svg,
+    /// ASCII art (`txt`, `html`, `ansi`).
+    Ascii(AsciiMode),
+}
+
+/// Every extension accepted, for error messages and docs.
+pub const OUTPUT_EXTS: &str =
+    "jpg, jpeg, png, webp, gif, bmp, tiff, ico, avif, svg, txt, html, ansi";
+
+impl Output {
+    pub fn from_ext(ext: &str) -> Option<Output> {
+        match ext.to_ascii_lowercase().as_str() {
+            "svg" => Some(Output::Svg),
+            "txt" => Some(Output::Ascii(AsciiMode::Text)),
+            "html" => Some(Output::Ascii(AsciiMode::Html)),
+            "ansi" => Some(Output::Ascii(AsciiMode::Ansi)),
+            other => Format::from_ext(other)
+                .filter(|f| f.can_encode())
+                .map(Output::Raster),
+        }
+    }
+
+    /// Canonical extension.
+    pub fn ext(self) -> &'static str {
+        match self {
+            Output::Raster(f) => f.ext(),
+            Output::Svg => "svg",
+            Output::Ascii(AsciiMode::Text) => "txt",
+            Output::Ascii(AsciiMode::Html) => "html",
+            Output::Ascii(AsciiMode::Ansi) => "ansi",
+        }
+    }
+
+    /// Name as used for formats in JSON and metrics (`jpeg`, `svg`, `txt`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Output::Raster(f) => f.name(),
+            other => other.ext(),
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Output::Raster(f) => f.content_type(),
+            Output::Svg => "image/svg+xml",
+            Output::Ascii(AsciiMode::Html) => "text/html; charset=utf-8",
+            Output::Ascii(_) => "text/plain; charset=utf-8",
+        }
+    }
+
+    /// Refuse keys that mean nothing for this output, rather than ignoring them.
+    pub fn check(self, spec: &Spec) -> Result<(), ImagingError> {
+        let ascii_keys = [("charset", spec.charset.is_some()), ("invert", spec.invert)];
+        let trace_keys = [
+            ("colors", spec.colors.is_some()),
+            ("detail", spec.detail.is_some()),
+        ];
+        let refused: Vec<(&str, bool)> = match self {
+            Output::Raster(_) => [ascii_keys, trace_keys].concat(),
+            Output::Svg => [&ascii_keys[..], &[("q", spec.quality.is_some())]].concat(),
+            Output::Ascii(_) => [
+                &trace_keys[..],
+                &[
+                    ("h", spec.height.is_some()),
+                    ("fit", spec.fit != super::Fit::Contain),
+                    ("enlarge", spec.enlarge),
+                    ("q", spec.quality.is_some()),
+                ],
+            ]
+            .concat(),
+        };
+        match refused.into_iter().find(|(_, given)| *given) {
+            Some((key, _)) => Err(ImagingError::BadSpec(format!(
+                "transform `{key}` does not apply to .{} output",
+                self.ext()
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The result of one render, with what telemetry wants to know about the decode.
+pub struct Rendered {
+    pub bytes: Vec<u8>,
+    pub source: Format,
+    pub decode_seconds: f64,
+    /// Pixels the decoder produced (fewer than the source has after shrink-on-load).
+    pub decoded_pixels: u64,
+}
+
+/// Decode (once), transform and produce `output`: what every render is.
+pub fn render(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    spec: &Spec,
+    output: Output,
+) -> Result<Rendered, ImagingError> {
+    output.check(spec)?;
+    let ascii = match output {
+        Output::Ascii(_) => Some(AsciiOptions::new(
+            spec.width,
+            spec.charset.as_deref(),
+            spec.invert,
+            // bri/con run as ordinary transforms below, not twice.
+            0,
+            0,
+        )?),
+        _ => None,
+    };
+    let trace = match output {
+        Output::Svg => Some(TraceOptions::new(spec.colors, spec.detail)?),
+        _ => None,
+    };
+    // ASCII does its own area-averaging resize to the column count: the pixel pipeline
+    // keeps every other transform but not the size keys, and the decoder is told only
+    // how many columns are needed so it may shrink the source to just above that.
+    let (decode_hint, pixel_spec) = match &ascii {
+        Some(opts) => {
+            let quarter_turn = matches!(spec.rotate, 90 | 270);
+            let columns = Some(opts.columns);
+            let hint = Spec {
+                width: if quarter_turn { None } else { columns },
+                height: if quarter_turn { columns } else { None },
+                crop: spec.crop,
+                ..Spec::default()
+            };
+            (
+                hint,
+                Spec {
+                    width: None,
+                    ..spec.clone()
+                },
+            )
+        }
+        None => (spec.clone(), spec.clone()),
+    };
+
+    let started = Instant::now();
+    let decoded = decode_for(bytes, limits, &decode_hint)?;
+    let decode_seconds = started.elapsed().as_secs_f64();
+    let (source, lossless) = (decoded.format, decoded.lossless);
+    let decoded_pixels = u64::from(decoded.image.width()) * u64::from(decoded.image.height());
+    let shrink = f64::from(decoded.image.width()) / f64::from(decoded.full_size.0.max(1));
+    let img: DynamicImage = apply(decoded, &pixel_spec)?;
+
+    let bytes = match output {
+        Output::Raster(format) => encode(&img, format, spec, lossless)?,
+        Output::Svg => trace_svg(&img, &trace.unwrap_or_default())?.into_bytes(),
+        Output::Ascii(mode) => {
+            // Rows follow the full-resolution shape, whatever the decoder shrank.
+            let logical = (
+                (f64::from(img.width()) / shrink).round() as u32,
+                (f64::from(img.height()) / shrink).round() as u32,
+            );
+            let opts = ascii.unwrap_or_default();
+            render_ascii(&img, logical, &opts, mode)?.into_bytes()
+        }
+    };
+    Ok(Rendered {
+        bytes,
+        source,
+        decode_seconds,
+        decoded_pixels,
+    })
+}
