@@ -1,6 +1,7 @@
 //! The HTTP surface: routes (one file per resource) and the middleware every response
 //! passes through.
 
+mod ascii;
 mod auth;
 mod batch;
 mod body;
@@ -59,6 +60,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             // Parts are limited one by one; the whole stream is not buffered.
             post(batch::batch).layer(DefaultBodyLimit::disable()),
         )
+        .route("/", post(ascii::legacy_root))
+        .route("/ascii", post(ascii::post_ascii))
+        .route("/image/{id}/ascii", get(ascii::stored_ascii))
         .route("/upload", post(compat::upload))
         .route("/images", post(image::upload))
         .route("/images/{id}", get(image::get_by_file))

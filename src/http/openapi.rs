@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use super::{batch, compat, fetch, image, ops, transform};
+use super::{ascii, batch, compat, fetch, image, ops, transform};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,9 @@ use super::{batch, compat, fetch, image, ops, transform};
         transform::with_path_spec,
         transform::with_query_spec,
         batch::batch,
+        ascii::post_ascii,
+        ascii::stored_ascii,
+        ascii::legacy_root,
         compat::upload,
         compat::meta,
         compat::list,
