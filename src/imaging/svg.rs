@@ -34,13 +34,14 @@ fn trim_to_char_boundary(bytes: &[u8]) -> &[u8] {
 }
 
 fn options() -> usvg::Options<'static> {
-    let mut opt = usvg::Options::default();
-    opt.resources_dir = None;
-    opt.image_href_resolver = usvg::ImageHrefResolver {
-        resolve_data: Box::new(|_, _, _| None),
-        resolve_string: Box::new(|_, _| None),
-    };
-    opt
+    usvg::Options {
+        resources_dir: None,
+        image_href_resolver: usvg::ImageHrefResolver {
+            resolve_data: Box::new(|_, _, _| None),
+            resolve_string: Box::new(|_, _| None),
+        },
+        ..usvg::Options::default()
+    }
 }
 
 /// Parse the document; its size in whole pixels.
