@@ -49,6 +49,20 @@ pub struct Config {
     #[arg(long, env = "PROGIMAGE_SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
 
+    /// Named transform presets: `thumb=w_200,h_200,fit_cover;hero=w_1600,q_80` makes
+    /// `/image/{id}/thumb.webp` work.
+    #[arg(long, env = "PROGIMAGE_PRESETS", default_value = "")]
+    pub presets: String,
+
+    /// Serve only presets (and untransformed conversions): any other transform is refused.
+    #[arg(long, env = "PROGIMAGE_PRESETS_ONLY")]
+    pub presets_only: bool,
+
+    /// Requests per second per API key (or per client address without keys) for work
+    /// that renders or stores; over it → 429 `rate_limited`. Cache hits are never limited.
+    #[arg(long, env = "PROGIMAGE_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+
     /// Seconds to wait for the store before answering 503 `storage_unavailable`.
     #[arg(long, env = "PROGIMAGE_STORE_TIMEOUT_SECS", default_value_t = 10)]
     pub store_timeout_secs: u64,

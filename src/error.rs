@@ -11,7 +11,7 @@ use crate::imaging::ImagingError;
 use crate::store::StoreError;
 
 /// Seconds a client is told to wait before retrying a shed request.
-const RETRY_AFTER_SECS: &str = "1";
+const RETRY_AFTER_SECS: u64 = 1;
 
 /// Errors carry owned strings only, so one rendered result can be shared with every
 /// request waiting on the same single-flight render (hence `Clone`).
@@ -51,6 +51,8 @@ pub enum Error {
     FetchFailed(String),
     #[error("the server is at capacity; retry shortly")]
     Overloaded,
+    #[error("too many requests; retry in {0} s")]
+    RateLimited(u64),
     #[error("storage is unavailable: {0}")]
     StorageUnavailable(String),
     #[error("storage is full")]
@@ -85,6 +87,7 @@ impl Error {
             Error::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::CorruptImage(_) | Error::TooManyPixels(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Overloaded | Error::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -108,6 +111,7 @@ impl Error {
             Error::ForbiddenUrl(_) => "forbidden_url",
             Error::FetchFailed(_) => "fetch_failed",
             Error::Overloaded => "overloaded",
+            Error::RateLimited(_) => "rate_limited",
             Error::StorageUnavailable(_) => "storage_unavailable",
             Error::InsufficientStorage => "insufficient_storage",
             Error::Internal(_) => "internal",
@@ -129,11 +133,15 @@ impl IntoResponse for Error {
             tracing::warn!(code = self.code(), error = %self, "request failed");
         }
         let mut response = (status, axum::Json(self.body())).into_response();
-        if matches!(self, Error::Overloaded | Error::StorageUnavailable(_)) {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
+        let retry_after = match self {
+            Error::Overloaded | Error::StorageUnavailable(_) => Some(RETRY_AFTER_SECS),
+            Error::RateLimited(secs) => Some(secs),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

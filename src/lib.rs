@@ -36,6 +36,8 @@ pub struct AppState {
     /// Uploads being validated and stored, keyed by image id.
     pub uploads: SingleFlight<String, Result<(axum::http::StatusCode, store::ImageMeta), Error>>,
     pub limits: DecodeLimits,
+    pub presets: http::presets::Presets,
+    pub rate_limit: http::rate_limit::RateLimit,
     pub stats: Stats,
     /// Remote image loading behind the private-address guard.
     pub fetcher: fetch::Fetcher,
@@ -95,6 +97,8 @@ impl AppState {
         )?;
         Ok(Arc::new(AppState {
             limits: DecodeLimits::for_pixels(config.max_pixels),
+            presets: http::presets::Presets::parse(&config.presets, config.presets_only)?,
+            rate_limit: http::rate_limit::RateLimit::new(config.rate_limit),
             config,
             images,
             variants,
@@ -124,15 +128,17 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let telemetry = state.telemetry.clone();
+    let upkeep_state = state.clone();
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
-            telemetry.upkeep();
+            upkeep_state.telemetry.upkeep();
+            upkeep_state.rate_limit.forget_idle();
         }
     });
-    let result = axum::serve(listener, app(state))
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await;
     upkeep.abort();

@@ -22,7 +22,6 @@ use super::body::{is_file_part, part_error, read_part};
 use super::image::{ingest, parse_id};
 use super::variant::{variant_bytes, VariantRequest};
 use crate::error::{Error, ErrorBody};
-use crate::imaging::Spec;
 use crate::AppState;
 
 /// Most id × variant pairs one JSON batch may ask for.
@@ -48,6 +47,7 @@ pub struct BatchVariants {
         (status = 400, description = "bad_request", body = ErrorBody),
     ))]
 pub async fn batch(State(state): State<Arc<AppState>>, req: Request) -> Result<Response, Error> {
+    state.rate_limit.check()?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -196,8 +196,8 @@ fn variant_lines(state: Arc<AppState>, request: BatchVariants) -> impl Stream<It
 async fn render_one(state: &AppState, id: &str, variant: &str) -> Result<String, Error> {
     let id = parse_id(id)?;
     let (spec, ext) = match variant.rsplit_once('.') {
-        Some((spec, ext)) => (Spec::parse_path(spec)?, ext),
-        None => (Spec::default(), variant),
+        Some((spec, ext)) => (state.presets.resolve(Some(spec), Vec::new())?, ext),
+        None => (state.presets.resolve(None, Vec::new())?, variant),
     };
     let canonical = spec.canonical();
     let request = VariantRequest::new(id.clone(), ext, spec)?;

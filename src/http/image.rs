@@ -48,6 +48,7 @@ pub async fn ingest(state: &AppState, body: UploadBody) -> Result<(StatusCode, I
     if body.bytes.is_empty() {
         return Err(Error::EmptyUpload);
     }
+    state.rate_limit.check()?;
     state.telemetry.bytes_in(body.bytes.len() as u64);
     let bytes = body.bytes.clone();
     let id = state
@@ -101,6 +102,7 @@ async fn store_new(
         width: probe.width,
         height: probe.height,
         bytes: body.bytes.len() as u64,
+        has_alpha: probe.has_alpha,
         filename: body.filename,
         created_at: Utc::now(),
     };
@@ -125,7 +127,7 @@ pub async fn get_by_file(
             .map(IntoResponse::into_response),
         Some((id, ext)) => {
             signing::verify(state.config.signing_key.as_deref(), &uri)?;
-            let spec = Spec::parse_pairs(query_pairs(query.as_deref()))?;
+            let spec = state.presets.resolve(None, query_pairs(query.as_deref()))?;
             variant(&state, id, ext, spec, &headers).await
         }
     }
@@ -169,8 +171,44 @@ pub async fn variant(
     headers: &HeaderMap,
 ) -> Result<Response, Error> {
     let id = parse_id(id)?;
+    if ext.eq_ignore_ascii_case("auto") {
+        let meta = state.images.meta(&id).await?;
+        let chosen = negotiate(headers, meta.has_alpha || spec.mask.is_some());
+        let request = VariantRequest::new(id, chosen, spec)?;
+        let mut response = render_variant(state, request, headers).await?;
+        response
+            .headers_mut()
+            .append(header::VARY, header::HeaderValue::from_static("Accept"));
+        return Ok(response);
+    }
     let request = VariantRequest::new(id, ext, spec)?;
     render_variant(state, request, headers).await
+}
+
+/// `.auto`: the best format the client's `Accept` lists — AVIF, then WebP, else JPEG
+/// (PNG when the output has transparency). `image/*` alone does not count as asking.
+fn negotiate(headers: &HeaderMap, alpha: bool) -> &'static str {
+    let accepts = |media: &str| {
+        headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|item| {
+                let mut parts = item.split(';').map(str::trim);
+                let refused = parts.clone().any(|p| p.replace(' ', "") == "q=0");
+                parts.next().is_some_and(|m| m.eq_ignore_ascii_case(media)) && !refused
+            })
+    };
+    if accepts("image/avif") {
+        "avif"
+    } else if accepts("image/webp") {
+        "webp"
+    } else if alpha {
+        "png"
+    } else {
+        "jpg"
+    }
 }
 
 /// `GET /image/{id}/{spec}.{ext}`: transforms written in the path.
@@ -199,7 +237,9 @@ pub async fn get_by_path_spec(
             "`{file}` has no extension: use /image/{{id}}/{{spec}}.{{ext}}"
         )));
     };
-    let spec = Spec::parse_path(spec)?.merge(query_pairs(query.as_deref()))?;
+    let spec = state
+        .presets
+        .resolve(Some(spec), query_pairs(query.as_deref()))?;
     variant(&state, &id, ext, spec, &headers).await
 }
 

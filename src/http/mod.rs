@@ -11,6 +11,9 @@ mod fetch;
 mod image;
 mod openapi;
 mod ops;
+mod placeholder;
+pub mod presets;
+pub mod rate_limit;
 pub mod signing;
 mod transform;
 mod variant;
@@ -63,6 +66,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", post(ascii::legacy_root))
         .route("/ascii", post(ascii::post_ascii))
         .route("/image/{id}/ascii", get(ascii::stored_ascii))
+        .route("/image/{id}/blurhash", get(placeholder::blurhash))
         .route("/upload", post(compat::upload))
         .route("/images", post(image::upload))
         .route("/images/{id}", get(image::get_by_file))
@@ -75,6 +79,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(ops::openapi))
         .fallback(|| async { Error::NoRoute })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::identify,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,

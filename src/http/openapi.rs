@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use super::{ascii, batch, compat, fetch, image, ops, transform};
+use super::{ascii, batch, compat, fetch, image, ops, placeholder, transform};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,7 @@ use super::{ascii, batch, compat, fetch, image, ops, transform};
         transform::with_query_spec,
         batch::batch,
         ascii::post_ascii,
+        placeholder::blurhash,
         ascii::stored_ascii,
         ascii::legacy_root,
         compat::upload,

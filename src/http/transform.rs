@@ -87,6 +87,7 @@ pub async fn render_bytes(
     if bytes.is_empty() {
         return Err(Error::EmptyUpload);
     }
+    state.rate_limit.check()?;
     state.telemetry.bytes_in(bytes.len() as u64);
     let (limits, telemetry) = (state.limits, state.telemetry.clone());
     let rendered = state

@@ -84,6 +84,7 @@ pub async fn variant_bytes(state: &AppState, req: &VariantRequest) -> Result<Byt
         return Ok(state.images.original(&req.id).await?);
     }
     state.telemetry.cache(false);
+    state.rate_limit.check()?;
     let flight_key = format!("{}/{}", req.id, req.cache_key);
     state
         .renders

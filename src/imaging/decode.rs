@@ -38,6 +38,8 @@ pub struct Probe {
     pub width: u32,
     /// Height as displayed, after EXIF orientation.
     pub height: u32,
+    /// Whether the pixels carry an alpha channel.
+    pub has_alpha: bool,
 }
 
 /// A decoded image, already turned upright by its EXIF orientation.
@@ -61,6 +63,7 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError>
             format: Format::Svg,
             width,
             height,
+            has_alpha: true,
         });
     }
     let (format, mut decoder) = open(bytes, limits)?;
@@ -75,6 +78,7 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError>
         format,
         width,
         height,
+        has_alpha: decoder.color_type().has_alpha(),
     })
 }
 

@@ -8,7 +8,9 @@ mod format;
 mod jpeg;
 mod ops;
 mod output;
+mod placeholder;
 mod shrink;
+mod smart;
 mod spec;
 mod svg;
 mod trace;
@@ -19,7 +21,8 @@ pub use encode::encode;
 pub use format::Format;
 pub use ops::apply;
 pub use output::{render, Output, Rendered, OUTPUT_EXTS};
-pub use spec::{Fit, Flip, Mask, Rgb, Spec};
+pub use placeholder::blurhash;
+pub use spec::{is_non_transform_key, Fit, Flip, Gravity, Mask, Rgb, Spec};
 pub use trace::{trace_svg, TraceOptions};
 
 /// Failures of the imaging core. Each maps to one HTTP error in `crate::error`.

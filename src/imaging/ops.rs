@@ -5,7 +5,8 @@
 use fast_image_resize as fir;
 use image::{DynamicImage, GenericImageView, Rgba, RgbaImage};
 
-use super::spec::{Crop, Fit, Flip, Mask, Spec};
+use super::smart;
+use super::spec::{Crop, Fit, Flip, Gravity, Mask, Spec};
 use super::{Decoded, ImagingError};
 
 /// Apply every transform of `spec`, in the documented order.
@@ -14,7 +15,7 @@ pub fn apply(decoded: Decoded, spec: &Spec) -> Result<DynamicImage, ImagingError
     // Sizes are planned on the full-resolution upright image, whatever the decoder shrank.
     let mut full_size = decoded.full_size;
     if let Some(c) = spec.crop {
-        img = crop(&img, c)?;
+        img = crop(&img, c, spec.gravity)?;
         full_size = img.dimensions(); // crops are only made on full-size decodes
     }
     img = resize_for(img, spec, full_size)?;
@@ -63,8 +64,13 @@ fn to_8bit(image: DynamicImage) -> DynamicImage {
     }
 }
 
-fn crop(img: &DynamicImage, c: Crop) -> Result<DynamicImage, ImagingError> {
+fn crop(img: &DynamicImage, c: Crop, gravity: Gravity) -> Result<DynamicImage, ImagingError> {
     let (w, h) = img.dimensions();
+    let c = if c.anchored {
+        place(img, c, gravity)
+    } else {
+        c
+    };
     if c.x >= w || c.y >= h {
         return Err(ImagingError::BadSpec(format!(
             "transform `crop` starts at {}:{}, outside the {w}x{h} image",
@@ -74,6 +80,25 @@ fn crop(img: &DynamicImage, c: Crop) -> Result<DynamicImage, ImagingError> {
     let width = c.width.min(w - c.x);
     let height = c.height.min(h - c.y);
     Ok(img.crop_imm(c.x, c.y, width, height))
+}
+
+/// Position a `w:h` crop by gravity.
+fn place(img: &DynamicImage, c: Crop, gravity: Gravity) -> Crop {
+    let (w, h) = img.dimensions();
+    let (cw, ch) = (c.width.min(w), c.height.min(h));
+    let (x, y) = if gravity == Gravity::Smart {
+        smart::best_window(img, f64::from(cw), f64::from(ch))
+    } else {
+        let (fx, fy) = gravity.anchor();
+        (f64::from(w - cw) * fx, f64::from(h - ch) * fy)
+    };
+    Crop {
+        x: x.round() as u32,
+        y: y.round() as u32,
+        width: cw,
+        height: ch,
+        anchored: false,
+    }
 }
 
 /// The output box for a source of `sw`×`sh` under the spec's size keys, plus the source
@@ -106,7 +131,8 @@ pub(crate) fn plan_resize(sw: u32, sh: u32, spec: &Spec) -> Option<ResizePlan> {
                     // it to the box — or, without `enlarge`, never beyond the source pixels.
                     let s = (w / sw_f).max(h / sh_f);
                     let (rw, rh) = (w / s, h / s);
-                    let region = ((sw_f - rw) / 2.0, (sh_f - rh) / 2.0, rw, rh);
+                    let (fx, fy) = spec.gravity.anchor();
+                    let region = ((sw_f - rw) * fx, (sh_f - rh) * fy, rw, rh);
                     let out = clamp_up(s);
                     (rw * out, rh * out, region)
                 }
@@ -145,7 +171,13 @@ fn resize_for(
     let sx = f64::from(img.width()) / f64::from(full_w);
     let sy = f64::from(img.height()) / f64::from(full_h);
     let (left, top, width, height) = plan.region;
-    plan.region = (left * sx, top * sy, width * sx, height * sy);
+    let (width, height) = (width * sx, height * sy);
+    let (left, top) = if spec.gravity == Gravity::Smart && spec.fit == Fit::Cover {
+        smart::best_window(&img, width, height)
+    } else {
+        (left * sx, top * sy)
+    };
+    plan.region = (left, top, width, height);
     resize(&img, plan)
 }
 

@@ -11,6 +11,11 @@ pub const MAX_DIMENSION: u32 = 8192;
 /// Query keys that are not transforms and so never reach the parser.
 pub const NON_TRANSFORM_KEYS: &[&str] = &["sig"];
 
+/// Whether a query key is skipped by the transform parser (e.g. the URL signature).
+pub fn is_non_transform_key(key: &str) -> bool {
+    NON_TRANSFORM_KEYS.contains(&key)
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Fit {
     #[default]
@@ -41,6 +46,68 @@ pub struct Crop {
     pub y: u32,
     pub width: u32,
     pub height: u32,
+    /// Given as `w:h` only: placed by `gravity` instead of at x:y.
+    pub anchored: bool,
+}
+
+/// Where `fit=cover` and a `w:h` crop cut: a compass point, the centre, or `smart`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Gravity {
+    #[default]
+    Center,
+    North,
+    South,
+    East,
+    West,
+    NorthEast,
+    NorthWest,
+    SouthEast,
+    SouthWest,
+    /// The most detailed region (see `smart`).
+    Smart,
+}
+
+impl Gravity {
+    const NAMES: [(&'static str, Gravity); 10] = [
+        ("center", Gravity::Center),
+        ("n", Gravity::North),
+        ("s", Gravity::South),
+        ("e", Gravity::East),
+        ("w", Gravity::West),
+        ("ne", Gravity::NorthEast),
+        ("nw", Gravity::NorthWest),
+        ("se", Gravity::SouthEast),
+        ("sw", Gravity::SouthWest),
+        ("smart", Gravity::Smart),
+    ];
+
+    fn parse(v: &str) -> Option<Gravity> {
+        let v = if v == "centre" { "center" } else { v };
+        Self::NAMES.iter().find(|(n, _)| *n == v).map(|(_, g)| *g)
+    }
+
+    fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, g)| *g == self)
+            .map_or("center", |(n, _)| n)
+    }
+
+    /// Fractions (0 = left/top, 1 = right/bottom) of the slack to leave before the cut.
+    /// `Smart` is centred here and refined from the pixels.
+    pub fn anchor(self) -> (f64, f64) {
+        match self {
+            Gravity::Center | Gravity::Smart => (0.5, 0.5),
+            Gravity::North => (0.5, 0.0),
+            Gravity::South => (0.5, 1.0),
+            Gravity::East => (1.0, 0.5),
+            Gravity::West => (0.0, 0.5),
+            Gravity::NorthEast => (1.0, 0.0),
+            Gravity::NorthWest => (0.0, 0.0),
+            Gravity::SouthEast => (1.0, 1.0),
+            Gravity::SouthWest => (0.0, 1.0),
+        }
+    }
 }
 
 /// Every transform of one variant. `Spec::default()` is the identity.
@@ -49,6 +116,7 @@ pub struct Spec {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub fit: Fit,
+    pub gravity: Gravity,
     pub enlarge: bool,
     pub crop: Option<Crop>,
     /// Clockwise degrees: 0, 90, 180 or 270.
@@ -131,6 +199,7 @@ impl Spec {
             "w" => self.width.is_some(),
             "h" => self.height.is_some(),
             "fit" => self.fit != default.fit,
+            "gravity" => self.gravity != default.gravity,
             "enlarge" => self.enlarge,
             "crop" => self.crop.is_some(),
             "rot" => self.rotate != 0,
@@ -162,6 +231,11 @@ impl Spec {
                     "fill" => Fit::Fill,
                     _ => return Err(bad(key, "must be contain, cover or fill")),
                 }
+            }
+            "gravity" => {
+                self.gravity = Gravity::parse(v).ok_or_else(|| {
+                    bad(key, "must be center, smart, n, s, e, w, ne, nw, se or sw")
+                })?
             }
             "enlarge" => self.enlarge = flag(key, v)?,
             "crop" => self.crop = Some(parse_crop(v)?),
@@ -227,11 +301,18 @@ impl Spec {
             Fit::Cover => push("fit", &"cover"),
             Fit::Fill => push("fit", &"fill"),
         }
+        if self.gravity != Gravity::Center {
+            push("gravity", &self.gravity.name());
+        }
         if self.enlarge {
             push("enlarge", &1);
         }
         if let Some(c) = self.crop {
-            push("crop", &format!("{}:{}:{}:{}", c.x, c.y, c.width, c.height));
+            if c.anchored {
+                push("crop", &format!("{}:{}", c.width, c.height));
+            } else {
+                push("crop", &format!("{}:{}:{}:{}", c.x, c.y, c.width, c.height));
+            }
         }
         if self.rotate != 0 {
             push("rot", &self.rotate);
@@ -331,15 +412,31 @@ fn parse_crop(v: &str) -> Result<Crop, ImagingError> {
         .split(':')
         .map(|n| n.parse::<u32>())
         .collect::<Result<_, _>>()
-        .map_err(|_| bad("crop", "must be x:y:w:h in pixels"))?;
+        .map_err(|_| {
+            bad(
+                "crop",
+                "must be x:y:w:h, or w:h placed by gravity, in pixels",
+            )
+        })?;
     match nums[..] {
         [x, y, width, height] => Ok(Crop {
             x,
             y,
             width,
             height,
+            anchored: false,
         }),
-        _ => Err(bad("crop", "must be x:y:w:h in pixels")),
+        [width, height] => Ok(Crop {
+            x: 0,
+            y: 0,
+            width,
+            height,
+            anchored: true,
+        }),
+        _ => Err(bad(
+            "crop",
+            "must be x:y:w:h, or w:h placed by gravity, in pixels",
+        )),
     }
 }
 
@@ -400,6 +497,7 @@ mod tests {
             ("q", "0"),
             ("bg", "zzzzzz"),
             ("crop", "1:2:3"),
+            ("gravity", "up"),
             ("crop", "0:0:0:5"),
             ("nope", "1"),
         ] {
@@ -421,7 +519,7 @@ mod tests {
     #[test]
     fn canonical_form_parses_back_to_the_same_spec() {
         let s = Spec::parse_path(
-            "w_10,h_20,fit_fill,enlarge_1,crop_1:2:3:4,rot_90,flip_hv,blur_2,sharpen_1,gray_1,bri_-5,con_7,mask_circle,bg_102030,q_50",
+            "w_10,h_20,fit_fill,gravity_ne,enlarge_1,crop_1:2:3:4,rot_90,flip_hv,blur_2,sharpen_1,gray_1,bri_-5,con_7,mask_circle,bg_102030,q_50",
         )
         .unwrap();
         assert_eq!(Spec::parse_path(&s.canonical()).unwrap(), s);

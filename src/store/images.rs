@@ -27,6 +27,9 @@ pub struct ImageMeta {
     pub height: u32,
     /// Size of the original in bytes.
     pub bytes: u64,
+    /// Whether the image has an alpha channel (decides PNG over JPEG for `.auto`).
+    #[serde(default)]
+    pub has_alpha: bool,
     /// File name given at the first upload, if any.
     pub filename: Option<String>,
     #[serde(serialize_with = "rfc3339_seconds")]

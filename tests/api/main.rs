@@ -2,6 +2,7 @@
 //! directory, spoken to over real HTTP. One test binary with modules keeps linking fast.
 
 mod ascii;
+mod beyond;
 mod bulk;
 mod compat;
 mod concurrency;

@@ -1,0 +1,82 @@
+//! Per-client rate limits on work that renders or stores (`PROGIMAGE_RATE_LIMIT` per
+//! second). The client is its API key when it sent one, else its address. Cache hits,
+//! metadata, health and metrics never reach a check.
+//!
+//! The middleware records the client in a task-local for the request, so the few places
+//! that start real work (an upload, a render, a direct transform, a batch) can ask
+//! `check()` without every handler threading the client through. Work spawned off the
+//! request task (batch items) has no client and is not counted again.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::error::Error;
+use crate::AppState;
+
+tokio::task_local! {
+    static CLIENT: String;
+}
+
+pub struct RateLimit {
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+impl RateLimit {
+    /// `per_second` requests per client, with bursts of the same size.
+    pub fn new(per_second: Option<u32>) -> RateLimit {
+        let limiter = per_second
+            .and_then(NonZeroU32::new)
+            .map(|n| RateLimiter::keyed(Quota::per_second(n)));
+        RateLimit { limiter }
+    }
+
+    /// Count one unit of work for the current request's client.
+    pub fn check(&self) -> Result<(), Error> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let Ok(client) = CLIENT.try_with(Clone::clone) else {
+            return Ok(()); // not on a request task: part of work already counted
+        };
+        limiter.check_key(&client).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            Error::RateLimited(wait.as_secs().max(1))
+        })
+    }
+
+    /// Drop idle clients' state now and then so the map does not grow without bound.
+    pub fn forget_idle(&self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+        }
+    }
+}
+
+/// Record who is asking, for the duration of the request.
+pub async fn identify(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if state.rate_limit.limiter.is_none() {
+        return next.run(req).await;
+    }
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let client = match bearer {
+        Some(key) if !state.config.api_keys.is_empty() => format!("key:{key}"),
+        _ => req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| format!("ip:{}", addr.ip()))
+            .unwrap_or_else(|| "ip:unknown".into()),
+    };
+    CLIENT.scope(client, next.run(req)).await
+}
