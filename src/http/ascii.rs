@@ -123,11 +123,15 @@ async fn legacy_json(state: &AppState, req: Request) -> Result<String, Error> {
         .map_err(|_| Error::TooLarge(max))?;
     let request: LegacyJson = serde_json::from_slice(&body)
         .map_err(|e| Error::BadRequest(format!("expected {{\"width\", \"image\"}}: {e}")))?;
-    let image = base64::engine::general_purpose::STANDARD
-        .decode(request.image.trim())
+    let width = request.width;
+    // Decoding up to ~67 MB of base64 is CPU work: keep it off the async threads.
+    let image = state
+        .pool
+        .run(move || base64::engine::general_purpose::STANDARD.decode(request.image.trim()))
+        .await?
         .map_err(|e| Error::BadRequest(format!("`image` is not base64: {e}")))?;
     let spec = Spec {
-        width: request.width,
+        width,
         ..Spec::default()
     };
     let response = render_bytes(state, image.into(), spec, "txt").await?;

@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 
 use super::body::{is_file_part, part_error, read_part};
 use super::image::{ingest, parse_id};
+use super::signing;
 use super::variant::{variant_bytes, VariantRequest};
 use crate::error::{Error, ErrorBody};
 use crate::AppState;
@@ -203,9 +204,14 @@ async fn render_one(state: &AppState, id: &str, variant: &str) -> Result<String,
     let request = VariantRequest::new(id.clone(), ext, spec)?;
     variant_bytes(state, &request).await?;
     let ext = request.format.ext();
-    Ok(if canonical.is_empty() {
+    let url = if canonical.is_empty() {
         format!("/image/{id}.{ext}")
     } else {
         format!("/image/{id}/{canonical}.{ext}")
+    };
+    // With signing on, hand out URLs the client can fetch as they are.
+    Ok(match &state.config.signing_key {
+        Some(key) => format!("{url}?sig={}", signing::sign(key.as_bytes(), &url)),
+        None => url,
     })
 }

@@ -111,7 +111,7 @@ pub fn trace_svg(img: &DynamicImage, opts: &TraceOptions) -> Result<String, Imag
         attempt.max_pixels = (attempt.max_pixels / 4).max(1);
         attempt.detail = attempt.detail.saturating_sub(25);
     }
-    Err(ImagingError::Encode(format!(
+    Err(ImagingError::TooManyPixels(format!(
         "the traced SVG of this {width}x{height} image is over {} MiB even at low detail; \
          ask for a raster format or a smaller size",
         MAX_SVG_BYTES >> 20
