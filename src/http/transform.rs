@@ -10,9 +10,9 @@ use bytes::Bytes;
 
 use super::body::read_upload;
 use super::image::query_pairs;
-use super::variant::output_format;
+use super::variant::{output_format, render_on_pool};
 use crate::error::{Error, ErrorBody};
-use crate::imaging::{self, Spec};
+use crate::imaging::Spec;
 use crate::AppState;
 
 /// Query keys of an upload that are not transforms.
@@ -89,23 +89,13 @@ pub async fn render_bytes(
     }
     state.rate_limit.check()?;
     state.telemetry.bytes_in(bytes.len() as u64);
-    let (limits, telemetry) = (state.limits, state.telemetry.clone());
-    let rendered = state
-        .pool
-        .run(move || imaging::render(&bytes, &limits, &spec, format))
-        .await??;
-    telemetry.decoded(
-        rendered.source.name(),
-        rendered.decode_seconds,
-        rendered.decoded_pixels,
-    );
-    state.telemetry.rendered(format.name());
+    let rendered = render_on_pool(state, bytes, spec, format).await?;
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type()),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        rendered.bytes,
+        rendered,
     )
         .into_response())
 }

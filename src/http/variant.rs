@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use super::conditional::immutable_bytes;
 use crate::error::Error;
 use crate::imaging::{self, Output, Spec, OUTPUT_EXTS};
+use crate::store::StoreError;
 use crate::AppState;
 
 /// Bump when rendering changes output for the same spec, so ETags and cache files of
@@ -92,21 +93,44 @@ pub async fn variant_bytes(state: &AppState, req: &VariantRequest) -> Result<Byt
         .await
 }
 
-async fn render_and_cache(state: &AppState, req: &VariantRequest) -> Result<Bytes, Error> {
-    let original = state.images.original(&req.id).await?;
-    let (spec, format, limits) = (req.spec.clone(), req.format, state.limits);
-    let telemetry = state.telemetry.clone();
+/// Render `source` on the work pool (with the spec's watermark, if any) and record it.
+pub async fn render_on_pool(
+    state: &AppState,
+    source: Bytes,
+    spec: Spec,
+    output: Output,
+) -> Result<Bytes, Error> {
+    let watermark = match &spec.watermark {
+        None => None,
+        Some(id) => match state.images.original(id).await {
+            Ok(bytes) => Some(bytes),
+            Err(StoreError::NotFound) => {
+                return Err(Error::BadTransform(format!(
+                    "transform `wm`: no stored image has id {id}"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let limits = state.limits;
     let rendered = state
         .pool
-        .run(move || imaging::render(&original, &limits, &spec, format))
+        .run(move || {
+            imaging::render_watermarked(&source, watermark.as_deref(), &limits, &spec, output)
+        })
         .await??;
-    telemetry.decoded(
+    state.telemetry.decoded(
         rendered.source.name(),
         rendered.decode_seconds,
         rendered.decoded_pixels,
     );
-    let bytes = Bytes::from(rendered.bytes);
-    state.telemetry.rendered(req.format.name());
+    state.telemetry.rendered(output.name());
+    Ok(Bytes::from(rendered.bytes))
+}
+
+async fn render_and_cache(state: &AppState, req: &VariantRequest) -> Result<Bytes, Error> {
+    let original = state.images.original(&req.id).await?;
+    let bytes = render_on_pool(state, original, req.spec.clone(), req.format).await?;
     if let Err(e) = state
         .variants
         .put(&req.id, &req.cache_key, bytes.clone())

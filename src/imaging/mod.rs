@@ -14,13 +14,14 @@ mod smart;
 mod spec;
 mod svg;
 mod trace;
+mod watermark;
 
 pub use ascii::{ascii_rows, render_ascii, AsciiMode, AsciiOptions};
 pub use decode::{decode, decode_for, probe, DecodeLimits, Decoded, Probe};
 pub use encode::encode;
 pub use format::Format;
 pub use ops::apply;
-pub use output::{render, Output, Rendered, OUTPUT_EXTS};
+pub use output::{render, render_watermarked, Output, Rendered, OUTPUT_EXTS};
 pub use placeholder::blurhash;
 pub use spec::{is_non_transform_key, Fit, Flip, Gravity, Mask, Rgb, Spec};
 pub use trace::{trace_svg, TraceOptions};

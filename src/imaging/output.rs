@@ -7,6 +7,7 @@ use image::DynamicImage;
 
 use super::ascii::{render_ascii, AsciiMode, AsciiOptions};
 use super::trace::{trace_svg, TraceOptions};
+use super::watermark::overlay;
 use super::{apply, decode_for, encode, DecodeLimits, Format, ImagingError, Spec};
 
 /// An output a URL extension can name.
@@ -111,6 +112,17 @@ pub fn render(
     spec: &Spec,
     output: Output,
 ) -> Result<Rendered, ImagingError> {
+    render_watermarked(bytes, None, limits, spec, output)
+}
+
+/// [`render`], with the bytes of the spec's watermark image (`wm`) when it names one.
+pub fn render_watermarked(
+    bytes: &[u8],
+    watermark: Option<&[u8]>,
+    limits: &DecodeLimits,
+    spec: &Spec,
+    output: Output,
+) -> Result<Rendered, ImagingError> {
     output.check(spec)?;
     let ascii = match output {
         Output::Ascii(_) => Some(AsciiOptions::new(
@@ -157,7 +169,11 @@ pub fn render(
     let (source, lossless) = (decoded.format, decoded.lossless);
     let decoded_pixels = u64::from(decoded.image.width()) * u64::from(decoded.image.height());
     let shrink = f64::from(decoded.image.width()) / f64::from(decoded.full_size.0.max(1));
-    let img: DynamicImage = apply(decoded, &pixel_spec)?;
+    let mut img: DynamicImage = apply(decoded, &pixel_spec)?;
+    if let Some(mark) = watermark {
+        let mark = decode_for(mark, limits, &Spec::default())?;
+        img = overlay(img, &mark.image, spec)?;
+    }
 
     let bytes = match output {
         Output::Raster(format) => encode(&img, format, spec, lossless)?,

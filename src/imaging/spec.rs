@@ -141,6 +141,14 @@ pub struct Spec {
     pub colors: Option<u8>,
     /// Traced SVG: detail 0..=100.
     pub detail: Option<u8>,
+    /// Watermark: the id of a stored image drawn over the output.
+    pub watermark: Option<String>,
+    /// Where the watermark goes (default: bottom right).
+    pub wm_pos: Option<Gravity>,
+    /// Watermark width as a fraction of the output width, 0.01..=1 (default 0.25).
+    pub wm_scale: Option<f32>,
+    /// Watermark opacity 0..=1 (default 1).
+    pub wm_opacity: Option<f32>,
 }
 
 impl Spec {
@@ -149,7 +157,7 @@ impl Spec {
         let pairs = spec
             .split(',')
             .filter(|p| !p.is_empty())
-            .map(|p| match p.split_once('_') {
+            .map(|p| match split_path_pair(p) {
                 Some(("charset", _)) => {
                     Err(bad("charset", "can only be given as a query parameter"))
                 }
@@ -216,6 +224,10 @@ impl Spec {
             "invert" => self.invert,
             "colors" => self.colors.is_some(),
             "detail" => self.detail.is_some(),
+            "wm" => self.watermark.is_some(),
+            "wm_pos" => self.wm_pos.is_some(),
+            "wm_scale" => self.wm_scale.is_some(),
+            "wm_opacity" => self.wm_opacity.is_some(),
             _ => false,
         }
     }
@@ -275,6 +287,22 @@ impl Spec {
             "invert" => self.invert = flag(key, v)?,
             "colors" => self.colors = Some(int_in(key, v, 1, 8)?),
             "detail" => self.detail = Some(int_in(key, v, 0, 100)?),
+            "wm" => {
+                let id = v.to_ascii_lowercase();
+                let is_id = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+                if !is_id {
+                    return Err(bad(key, "must be the id of a stored image"));
+                }
+                self.watermark = Some(id);
+            }
+            "wm_pos" => {
+                let pos = Gravity::parse(v).filter(|g| *g != Gravity::Smart);
+                self.wm_pos = Some(
+                    pos.ok_or_else(|| bad(key, "must be center, n, s, e, w, ne, nw, se or sw"))?,
+                )
+            }
+            "wm_scale" => self.wm_scale = Some(float_in(key, v, 0.01, 1.0)?),
+            "wm_opacity" => self.wm_opacity = Some(float_in(key, v, 0.0, 1.0)?),
             _ => return Err(bad(key, "is not a known transform key")),
         }
         Ok(())
@@ -374,8 +402,32 @@ impl Spec {
         if let Some(d) = self.detail {
             push("detail", &d);
         }
+        if let Some(id) = &self.watermark {
+            push("wm", id);
+        }
+        if let Some(pos) = self.wm_pos {
+            push("wm_pos", &pos.name());
+        }
+        if let Some(scale) = self.wm_scale {
+            push("wm_scale", &scale);
+        }
+        if let Some(opacity) = self.wm_opacity {
+            push("wm_opacity", &opacity);
+        }
         parts.join(",")
     }
+}
+
+/// Keys whose names contain `_` themselves: in a path spec `wm_pos_se` is `wm_pos` = `se`.
+const UNDERSCORED_KEYS: &[&str] = &["wm_pos", "wm_scale", "wm_opacity"];
+
+fn split_path_pair(pair: &str) -> Option<(&str, &str)> {
+    for key in UNDERSCORED_KEYS {
+        if let Some(value) = pair.strip_prefix(key).and_then(|r| r.strip_prefix('_')) {
+            return Some((key, value));
+        }
+    }
+    pair.split_once('_')
 }
 
 fn bad(key: &str, why: &str) -> ImagingError {
@@ -519,7 +571,7 @@ mod tests {
     #[test]
     fn canonical_form_parses_back_to_the_same_spec() {
         let s = Spec::parse_path(
-            "w_10,h_20,fit_fill,gravity_ne,enlarge_1,crop_1:2:3:4,rot_90,flip_hv,blur_2,sharpen_1,gray_1,bri_-5,con_7,mask_circle,bg_102030,q_50",
+            "wm_pos_nw,wm_scale_0.5,wm_opacity_0.25,w_10,h_20,fit_fill,gravity_ne,enlarge_1,crop_1:2:3:4,rot_90,flip_hv,blur_2,sharpen_1,gray_1,bri_-5,con_7,mask_circle,bg_102030,q_50",
         )
         .unwrap();
         assert_eq!(Spec::parse_path(&s.canonical()).unwrap(), s);

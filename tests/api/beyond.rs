@@ -249,3 +249,56 @@ async fn rate_limits_stop_bursts_but_not_cache_hits_or_steady_clients() {
         tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     }
 }
+
+#[tokio::test]
+async fn watermarks_are_drawn_and_keyed_by_their_id() {
+    let server = TestServer::start().await;
+    let (_, base) = server
+        .upload_bytes(png_bytes(image::RgbaImage::from_pixel(
+            400,
+            200,
+            image::Rgba([255, 255, 255, 255]),
+        )))
+        .await;
+    let (_, mark) = server
+        .upload_bytes(png_bytes(image::RgbaImage::from_pixel(
+            10,
+            10,
+            image::Rgba([255, 0, 0, 255]),
+        )))
+        .await;
+    let (base, mark) = (base["id"].as_str().unwrap(), mark["id"].as_str().unwrap());
+    let out = decode_png(&server.bytes(&format!("/image/{base}.png?wm={mark}")).await);
+    assert_eq!(
+        out.at(390, 190),
+        [255, 0, 0, 255],
+        "bottom right by default"
+    );
+    assert_eq!(out.at(10, 10), [255, 255, 255, 255]);
+    let nw = decode_png(
+        &server
+            .bytes(&format!(
+                "/image/{base}/wm_{mark},wm_pos_nw,wm_scale_0.1,wm_opacity_0.5.png"
+            ))
+            .await,
+    );
+    let p = nw.at(12, 12);
+    assert!(
+        p[0] == 255 && (120..=136).contains(&p[1]),
+        "half-transparent red over white: {p:?}"
+    );
+    assert_eq!(nw.at(390, 190), [255, 255, 255, 255]);
+    let missing = "f".repeat(64);
+    assert_error(
+        server.get(&format!("/image/{base}.png?wm={missing}")).await,
+        StatusCode::BAD_REQUEST,
+        "bad_transform",
+    )
+    .await;
+    assert_error(
+        server.get(&format!("/image/{base}.png?wm=xyz")).await,
+        StatusCode::BAD_REQUEST,
+        "bad_transform",
+    )
+    .await;
+}
