@@ -5,10 +5,13 @@ use std::time::Instant;
 
 use image::DynamicImage;
 
+use super::animation::{self, AnimatedFrame};
 use super::ascii::{render_ascii, AsciiMode, AsciiOptions};
 use super::trace::{trace_svg, TraceOptions};
 use super::watermark::overlay;
-use super::{apply, decode_for, encode, DecodeLimits, Format, ImagingError, Spec};
+use super::{
+    apply, decode_for, encode, DecodeLimits, Decoded, Format, Gravity, ImagingError, Spec,
+};
 
 /// An output a URL extension can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +167,31 @@ pub fn render_watermarked(
     };
 
     let started = Instant::now();
-    let decoded = decode_for(bytes, limits, &decode_hint)?;
+    // GIF and animated WebP sources are read frame by frame when the output can animate.
+    let frames = match output {
+        Output::Raster(Format::Gif | Format::Webp) => animation::decode_frames(bytes, limits)?,
+        _ => None,
+    };
+    let decoded = match frames {
+        Some((source, frames)) if frames.len() > 1 => {
+            let decode_seconds = started.elapsed().as_secs_f64();
+            let decoded = (source, frames, decode_seconds);
+            return render_frames(decoded, watermark, limits, spec, output);
+        }
+        Some((_, mut frames)) => {
+            let frame = frames
+                .pop()
+                .ok_or_else(|| ImagingError::Corrupt("no frames".into()))?;
+            let full_size = frame.image.dimensions();
+            Decoded {
+                format: Format::Gif,
+                image: DynamicImage::ImageRgba8(frame.image),
+                lossless: true,
+                full_size,
+            }
+        }
+        None => decode_for(bytes, limits, &decode_hint)?,
+    };
     let decode_seconds = started.elapsed().as_secs_f64();
     let (source, lossless) = (decoded.format, decoded.lossless);
     let decoded_pixels = u64::from(decoded.image.width()) * u64::from(decoded.image.height());
@@ -190,6 +217,57 @@ pub fn render_watermarked(
     };
     Ok(Rendered {
         bytes,
+        source,
+        decode_seconds,
+        decoded_pixels,
+    })
+}
+
+/// Transform every frame the same way and encode them as one animation.
+fn render_frames(
+    (source, frames, decode_seconds): (Format, Vec<AnimatedFrame>, f64),
+    watermark: Option<&[u8]>,
+    limits: &DecodeLimits,
+    spec: &Spec,
+    output: Output,
+) -> Result<Rendered, ImagingError> {
+    let Output::Raster(format) = output else {
+        return Err(ImagingError::Encode("only gif and webp animate".into()));
+    };
+    let mark = match watermark {
+        Some(bytes) => Some(decode_for(bytes, limits, &Spec::default())?.image),
+        None => None,
+    };
+    let decoded_pixels = frames
+        .iter()
+        .map(|f| u64::from(f.image.width()) * u64::from(f.image.height()))
+        .sum();
+    // A smart crop chosen per frame would jitter; every frame uses the first one's cut.
+    let spec = Spec {
+        gravity: match spec.gravity {
+            Gravity::Smart => Gravity::Center,
+            other => other,
+        },
+        ..spec.clone()
+    };
+    let mut out = Vec::with_capacity(frames.len());
+    for frame in frames {
+        let full_size = frame.image.dimensions();
+        let decoded = Decoded {
+            format: Format::Gif,
+            image: DynamicImage::ImageRgba8(frame.image),
+            lossless: true,
+            full_size,
+        };
+        let mut img = apply(decoded, &spec)?;
+        if let Some(mark) = &mark {
+            img = overlay(img, mark, &spec)?;
+        }
+        out.push((img, frame.delay_ms));
+    }
+    Ok(Rendered {
+        // A GIF's frames are exact palettes: keep them lossless in WebP unless asked.
+        bytes: animation::encode_frames(out, format, spec.quality, source == Format::Gif)?,
         source,
         decode_seconds,
         decoded_pixels,

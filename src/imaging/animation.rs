@@ -1,0 +1,145 @@
+//! Animated GIF and WebP: every frame (and its timing) goes through the same transforms
+//! when the output can animate (gif, webp). Frames are decoded full-canvas (the decoders
+//! apply disposal and blending), so each is an ordinary image to the pipeline.
+
+use std::io::Cursor;
+
+use image::codecs::gif::{GifDecoder, GifEncoder, Repeat};
+use image::codecs::webp::WebPDecoder;
+use image::{AnimationDecoder, Delay, DynamicImage, Frame, Frames, ImageDecoder, RgbaImage};
+
+use super::{DecodeLimits, Format, ImagingError};
+
+/// Most frames one animation may have.
+pub const MAX_FRAMES: usize = 1000;
+/// GIF's minimum practical delay; browsers turn 0–10 ms into ~100 ms anyway.
+const MIN_DELAY_MS: u32 = 20;
+
+/// One decoded frame and how long it shows.
+pub struct AnimatedFrame {
+    pub image: RgbaImage,
+    pub delay_ms: u32,
+}
+
+/// The frames of a GIF (any number) or an animated WebP; `None` for anything else, which
+/// the caller decodes as a still image. Canvas size, frame count and total pixels
+/// (canvas × frames) are bounded before and while frames are decoded.
+pub fn decode_frames(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Option<(Format, Vec<AnimatedFrame>)>, ImagingError> {
+    let decoder_limits = || {
+        let mut l = image::Limits::default();
+        l.max_alloc = Some(limits.max_alloc);
+        l
+    };
+    let (format, frames): (Format, Frames<'_>) = match image::guess_format(bytes) {
+        Ok(image::ImageFormat::Gif) => {
+            let mut decoder = GifDecoder::new(Cursor::new(bytes)).map_err(corrupt)?;
+            decoder.set_limits(decoder_limits()).map_err(corrupt)?;
+            check_canvas(decoder.dimensions(), limits)?;
+            (Format::Gif, decoder.into_frames())
+        }
+        Ok(image::ImageFormat::WebP) => {
+            let mut decoder = WebPDecoder::new(Cursor::new(bytes)).map_err(corrupt)?;
+            if !decoder.has_animation() {
+                return Ok(None);
+            }
+            decoder.set_limits(decoder_limits()).map_err(corrupt)?;
+            check_canvas(decoder.dimensions(), limits)?;
+            (Format::Webp, decoder.into_frames())
+        }
+        _ => return Ok(None),
+    };
+    let mut out = Vec::new();
+    let mut pixels = 0u64;
+    for frame in frames {
+        let frame = frame.map_err(corrupt)?;
+        let (num, den) = frame.delay().numer_denom_ms();
+        let delay_ms = if den == 0 { 0 } else { num / den };
+        let image = frame.into_buffer();
+        pixels += u64::from(image.width()) * u64::from(image.height());
+        if out.len() >= MAX_FRAMES || pixels > limits.max_pixels {
+            return Err(ImagingError::TooManyPixels(format!(
+                "the animation has more than {MAX_FRAMES} frames or {} pixels in all",
+                limits.max_pixels
+            )));
+        }
+        out.push(AnimatedFrame { image, delay_ms });
+    }
+    Ok(Some((format, out)))
+}
+
+fn check_canvas((w, h): (u32, u32), limits: &DecodeLimits) -> Result<(), ImagingError> {
+    if u64::from(w) * u64::from(h) > limits.max_pixels {
+        return Err(ImagingError::TooManyPixels(format!(
+            "{w}x{h} is over the limit of {} pixels",
+            limits.max_pixels
+        )));
+    }
+    Ok(())
+}
+
+/// Encode transformed frames as an animated GIF or WebP that loops forever.
+pub fn encode_frames(
+    frames: Vec<(DynamicImage, u32)>,
+    format: Format,
+    quality: Option<u8>,
+    lossless: bool,
+) -> Result<Vec<u8>, ImagingError> {
+    let mut out = Vec::new();
+    match format {
+        Format::Gif => {
+            let mut encoder = GifEncoder::new_with_speed(&mut out, 10);
+            encoder.set_repeat(Repeat::Infinite).map_err(encode_error)?;
+            let frames = frames.into_iter().map(|(img, delay)| {
+                let delay = Delay::from_numer_denom_ms(delay.max(MIN_DELAY_MS), 1);
+                Frame::from_parts(img.into_rgba8(), 0, 0, delay)
+            });
+            encoder.encode_frames(frames).map_err(encode_error)?;
+        }
+        Format::Webp => {
+            let buffers: Vec<(RgbaImage, u32)> = frames
+                .into_iter()
+                .map(|(img, d)| (img.into_rgba8(), d))
+                .collect();
+            let (w, h) = buffers
+                .first()
+                .map(|(b, _)| b.dimensions())
+                .ok_or_else(|| ImagingError::Encode("an animation needs frames".into()))?;
+            let mut config = webp::WebPConfig::new()
+                .map_err(|()| ImagingError::Encode("libwebp config failed".into()))?;
+            config.lossless = i32::from(lossless && quality.is_none());
+            config.quality = f32::from(quality.unwrap_or(super::encode::DEFAULT_WEBP_QUALITY));
+            let mut encoder = webp::AnimEncoder::new(w, h, &config);
+            encoder.set_loop_count(0);
+            let mut timestamp = 0i32;
+            for (buffer, delay) in &buffers {
+                encoder.add_frame(webp::AnimFrame::from_rgba(buffer, w, h, timestamp));
+                timestamp = timestamp.saturating_add(i32::try_from(*delay).unwrap_or(i32::MAX));
+            }
+            let encoded = encoder
+                .try_encode()
+                .map_err(|e| ImagingError::Encode(format!("animated WebP: {e:?}")))?;
+            out = encoded.to_vec();
+        }
+        other => {
+            return Err(ImagingError::Encode(format!(
+                "{} cannot hold an animation",
+                other.name()
+            )))
+        }
+    }
+    Ok(out)
+}
+
+fn corrupt(e: image::ImageError) -> ImagingError {
+    match e {
+        image::ImageError::Limits(l) => ImagingError::TooManyPixels(l.to_string()),
+        other => ImagingError::Corrupt(other.to_string()),
+    }
+}
+
+fn encode_error(e: image::ImageError) -> ImagingError {
+    ImagingError::Encode(e.to_string())
+}
