@@ -56,7 +56,7 @@ pub fn decode_frames(
     for frame in frames {
         let frame = frame.map_err(corrupt)?;
         let (num, den) = frame.delay().numer_denom_ms();
-        let delay_ms = if den == 0 { 0 } else { num / den };
+        let delay_ms = num.checked_div(den).unwrap_or(0);
         let image = frame.into_buffer();
         pixels += u64::from(image.width()) * u64::from(image.height());
         if out.len() >= MAX_FRAMES || pixels > limits.max_pixels {
