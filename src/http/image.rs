@@ -153,7 +153,7 @@ pub async fn metadata(
 #[utoipa::path(get, path = "/image/{id}.{ext}", tag = "variants",
     params(
         ("id" = String, Path, description = "image id"),
-        ("ext" = String, Path, description = "jpg|jpeg|png|webp|gif|bmp|tiff|ico"),
+        ("ext" = String, Path, description = "jpg|jpeg|png|webp|gif|bmp|tiff|ico|avif|svg (traced)|txt|html|ansi (ASCII art)|auto (best format the Accept header allows)"),
         TransformParams,
     ),
     responses(
@@ -355,15 +355,17 @@ pub(crate) async fn list_page(
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the query keys for OpenAPI; parsing is done by `Spec`
 pub struct TransformParams {
-    /// Target width, 1..=8192.
+    /// Target width, 1..=8192 (for ASCII outputs: the column count, 1..=1000, default 100).
     w: Option<u32>,
     /// Target height, 1..=8192.
     h: Option<u32>,
     /// contain (default) | cover | fill
     fit: Option<String>,
+    /// Where `fit=cover` and a `w:h` crop cut: center (default) | smart | n | s | e | w | ne | nw | se | sw
+    gravity: Option<String>,
     /// 1 allows upscaling.
     enlarge: Option<u8>,
-    /// x:y:w:h in source pixels, before resizing.
+    /// x:y:w:h in source pixels, or w:h placed by `gravity`; applied before resizing.
     crop: Option<String>,
     /// 90 | 180 | 270
     rot: Option<u16>,
@@ -383,8 +385,26 @@ pub struct TransformParams {
     mask: Option<String>,
     /// Background hex colour for formats without alpha, e.g. ffffff.
     bg: Option<String>,
-    /// Quality 1..=100 for jpg/webp.
+    /// Quality 1..=100 for jpg, webp and avif (webp of a lossless source is lossless unless `q` is given).
     q: Option<u8>,
+    /// ASCII outputs (txt, html, ansi): characters from lightest to densest, 2..=64 (query only).
+    charset: Option<String>,
+    /// ASCII outputs: 1 maps light pixels to dense characters.
+    invert: Option<u8>,
+    /// Traced SVG: colour precision 1..=8 (default 6).
+    colors: Option<u8>,
+    /// Traced SVG: detail 0..=100 (default 50).
+    detail: Option<u8>,
+    /// Watermark: id of a stored image drawn over the output.
+    wm: Option<String>,
+    /// Watermark position: se (default) | center | n | s | e | w | ne | nw | sw
+    wm_pos: Option<String>,
+    /// Watermark width as a fraction of the output width, 0.01..=1 (default 0.25).
+    wm_scale: Option<f32>,
+    /// Watermark opacity 0..=1 (default 1).
+    wm_opacity: Option<f32>,
+    /// Required when a signing key is configured: see README "Signed URLs".
+    sig: Option<String>,
 }
 
 /// Accept ids in either case; store and compare them lowercase.
