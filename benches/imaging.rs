@@ -107,6 +107,7 @@ fn operations(c: &mut Criterion) {
         "crop_1000:1000:2000:1500",
         "w_1200",
         "w_300,h_300,fit_cover",
+        "w_300,h_300,fit_cover,gravity_smart",
         "rot_90",
         "flip_h",
         "blur_5",
