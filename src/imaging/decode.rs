@@ -8,7 +8,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use super::spec::Spec;
-use super::{jpeg, shrink, svg, Format, ImagingError};
+use super::{jpeg, jxl, shrink, svg, Format, ImagingError};
 
 /// Resource limits applied to every decode.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +66,16 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError>
             has_alpha: true,
         });
     }
+    if jxl::looks_like_jxl(bytes) {
+        let opened = jxl::open(bytes, limits.max_alloc)?;
+        check_pixels(opened.width(), opened.height(), limits)?;
+        return Ok(Probe {
+            format: Format::Jxl,
+            width: opened.width(),
+            height: opened.height(),
+            has_alpha: opened.has_alpha(),
+        });
+    }
     let (format, mut decoder) = open(bytes, limits)?;
     let orientation = decoder.orientation().map_err(from_image_error)?;
     let (w, h) = decoder.dimensions();
@@ -104,6 +114,18 @@ pub fn decode_for(
             full_size: (width, height),
         });
     }
+    if jxl::looks_like_jxl(bytes) {
+        let opened = jxl::open(bytes, limits.max_alloc)?;
+        let (width, height) = (opened.width(), opened.height());
+        check_pixels(width, height, limits)?;
+        let (image, lossless) = jxl::decode(opened, bytes)?;
+        return Ok(Decoded {
+            format: Format::Jxl,
+            image,
+            lossless,
+            full_size: (width, height),
+        });
+    }
     let (format, mut decoder) = open(bytes, limits)?;
     if format == Format::Jpeg && !jpeg::has_end_of_image(bytes) {
         return Err(ImagingError::Corrupt(
@@ -118,9 +140,7 @@ pub fn decode_for(
         (w, h)
     };
     let shrunk = match shrink::divisor_for(full_size.0, full_size.1, spec) {
-        Some(divisor) if format == Format::Jpeg => {
-            shrink::decode_jpeg_scaled(bytes, divisor, limits.max_alloc)
-        }
+        Some(divisor) if format == Format::Jpeg => shrink::decode_jpeg_scaled(bytes, divisor),
         _ => None,
     };
     let mut image = match shrunk {

@@ -1,11 +1,11 @@
 //! Shrink-on-load: a JPEG can be decoded at 1/2, 1/4 or 1/8 of its size by running a
 //! reduced inverse DCT, which skips most of the decoding work. When the output needs far
-//! fewer pixels than the source has (thumbnails, previews), this is the biggest saving
-//! there is. `zune-jpeg` (behind `image`) cannot scale, so this path uses `jpeg-decoder`.
-
-use std::io::Cursor;
+//! fewer pixels than the source has (thumbnails, previews, ASCII art), this is the
+//! biggest saving there is. `zune-jpeg` (behind `image`) cannot scale, so this path uses
+//! libjpeg-turbo (the `mozjpeg` crate).
 
 use image::{DynamicImage, GrayImage, RgbImage};
+use mozjpeg::ColorSpace;
 
 use super::ops::plan_resize;
 use super::spec::Spec;
@@ -25,26 +25,40 @@ pub fn divisor_for(source_w: u32, source_h: u32, spec: &Spec) -> Option<u32> {
 }
 
 /// Decode `bytes` (a JPEG, stored orientation) shrunk by `divisor`. `None` when this
-/// decoder cannot handle the file the way the main decoder would (CMYK, 16-bit, errors),
-/// so the caller falls back to a full decode.
-pub fn decode_jpeg_scaled(bytes: &[u8], divisor: u32, max_alloc: u64) -> Option<DynamicImage> {
-    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    decoder.set_max_decoding_buffer_size(usize::try_from(max_alloc).ok()?);
-    decoder.read_info().ok()?;
-    let info = decoder.info()?;
-    let wanted = |n: u16| u16::try_from(u32::from(n).div_ceil(divisor)).ok();
-    let (w, h) = decoder
-        .scale(wanted(info.width)?, wanted(info.height)?)
-        .ok()?;
-    let pixels = decoder.decode().ok()?;
-    let (w, h) = (u32::from(w), u32::from(h));
-    match info.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => {
-            RgbImage::from_raw(w, h, pixels).map(DynamicImage::from)
-        }
-        jpeg_decoder::PixelFormat::L8 => GrayImage::from_raw(w, h, pixels).map(DynamicImage::from),
-        // CMYK colour conversion and 16-bit precision stay with the main decoder.
-        _ => None,
+/// decoder cannot handle the file the way the main decoder would (CMYK, errors), so the
+/// caller falls back to a full decode.
+pub fn decode_jpeg_scaled(bytes: &[u8], divisor: u32) -> Option<DynamicImage> {
+    // libjpeg reports errors by unwinding out of the C code (see Cargo.toml); a corrupt
+    // file must become a fallback, never a crash.
+    std::panic::catch_unwind(|| scaled(bytes, divisor))
+        .ok()
+        .flatten()
+}
+
+fn scaled(bytes: &[u8], divisor: u32) -> Option<DynamicImage> {
+    let mut decoder = mozjpeg::Decompress::new_mem(bytes).ok()?;
+    let gray = match decoder.color_space() {
+        ColorSpace::JCS_GRAYSCALE => true,
+        ColorSpace::JCS_YCbCr | ColorSpace::JCS_RGB => false,
+        // CMYK colour conversion stays with the main decoder (tested against Pillow).
+        _ => return None,
+    };
+    decoder.scale(u8::try_from(8 / divisor).ok()?);
+    let mut started = if gray {
+        decoder.grayscale().ok()?
+    } else {
+        decoder.rgb().ok()?
+    };
+    let (w, h) = (
+        u32::try_from(started.width()).ok()?,
+        u32::try_from(started.height()).ok()?,
+    );
+    let pixels: Vec<u8> = started.read_scanlines().ok()?;
+    started.finish().ok()?;
+    if gray {
+        GrayImage::from_raw(w, h, pixels).map(DynamicImage::from)
+    } else {
+        RgbImage::from_raw(w, h, pixels).map(DynamicImage::from)
     }
 }
 
@@ -108,5 +122,29 @@ mod tests {
             .sum();
         let mean = diff as f64 / fast.as_raw().len() as f64;
         assert!(mean < 3.0, "mean difference {mean}");
+    }
+
+    /// Damaged entropy data or a broken header must come back as a fallback, not a
+    /// crash of the process (libjpeg errors unwind out of C and are caught).
+    #[test]
+    fn damaged_jpegs_never_crash() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/test-images/jpeg-progressive.jpg"
+        );
+        let good = std::fs::read(path).unwrap();
+        assert!(decode_jpeg_scaled(&good, 2).is_some());
+        for cut in [2, 20, 200, good.len() / 2] {
+            let _ = decode_jpeg_scaled(&good[..cut], 2);
+        }
+        let mut flipped = good.clone();
+        for i in (600..flipped.len() - 2).step_by(97) {
+            flipped[i] ^= 0x5a;
+        }
+        let _ = decode_jpeg_scaled(&flipped, 8);
+        let mut header = good;
+        header[3] ^= 0xff;
+        header[40] = 0xff;
+        let _ = decode_jpeg_scaled(&header, 4);
     }
 }
