@@ -70,6 +70,11 @@ pub fn encode(
                 "SVG output is a traced vector, not an encoder".into(),
             ))
         }
+        Format::Jxl => {
+            return Err(ImagingError::Unsupported(
+                "JPEG XL is an input format only".into(),
+            ))
+        }
     };
     result.map_err(|e| ImagingError::Encode(e.to_string()))?;
     Ok(out)

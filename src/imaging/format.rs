@@ -16,10 +16,12 @@ pub enum Format {
     Avif,
     /// SVG: read by rasterising; written as a traced vector.
     Svg,
+    /// JPEG XL: read only.
+    Jxl,
 }
 
 impl Format {
-    pub const ALL: [Format; 9] = [
+    pub const ALL: [Format; 10] = [
         Format::Jpeg,
         Format::Png,
         Format::Gif,
@@ -29,6 +31,7 @@ impl Format {
         Format::Ico,
         Format::Avif,
         Format::Svg,
+        Format::Jxl,
     ];
 
     /// The format for a URL extension (`jpg` and `jpeg` both mean JPEG).
@@ -51,6 +54,7 @@ impl Format {
             Format::Ico => "ico",
             Format::Avif => "avif",
             Format::Svg => "svg",
+            Format::Jxl => "jxl",
         }
     }
 
@@ -73,12 +77,13 @@ impl Format {
             Format::Ico => "image/x-icon",
             Format::Avif => "image/avif",
             Format::Svg => "image/svg+xml",
+            Format::Jxl => "image/jxl",
         }
     }
 
     /// Whether this build can write the format.
     pub fn can_encode(self) -> bool {
-        !matches!(self, Format::Svg)
+        !matches!(self, Format::Svg | Format::Jxl)
     }
 
     /// Whether the format can carry an alpha channel (otherwise alpha is flattened onto `bg`).

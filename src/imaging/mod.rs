@@ -7,6 +7,7 @@ mod decode;
 mod encode;
 mod format;
 mod jpeg;
+mod jxl;
 mod ops;
 mod output;
 mod placeholder;

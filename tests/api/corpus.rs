@@ -55,6 +55,8 @@ fn expectations() -> Vec<(&'static str, Expect)> {
         ("tiff-8bit-rgb.tiff", Stored(128, 128)),
         ("tiff-16bit-rgb.tiff", Stored(157, 151)),
         ("ico-32bpp-alpha.ico", Stored(32, 32)),
+        ("jxl-lossless-alpha.jxl", Stored(129, 66)),
+        ("jxl-lossy.jxl", Stored(320, 240)),
         // This build has no AVIF decoder (it would need the C library dav1d).
         ("avif-8bit-yuv420.avif", UNSUPPORTED),
         // Policy: a JPEG cut off before its end-of-image marker is refused, not stored

@@ -1,9 +1,9 @@
-//! Inputs and outputs beyond the raster basics: SVG in (rasterised safely), AVIF out,
-//! lossless WebP from lossless sources.
+//! Inputs and outputs beyond the raster basics: SVG in (rasterised safely), JPEG XL in,
+//! AVIF out, lossless WebP from lossless sources.
 
 use reqwest::StatusCode;
 
-use crate::support::{decode_png, TestServer};
+use crate::support::{corpus, decode_jpeg, decode_png, TestServer};
 
 const LOGO_SVG: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="200" height="100" viewBox="0 0 20 10">
@@ -80,6 +80,51 @@ async fn hostile_svgs_are_contained() {
     let (status, body) = server.upload_bytes(b"<svg><rect></svg>".to_vec()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["code"], "corrupt_image");
+}
+
+#[tokio::test]
+async fn jxl_uploads_decode_like_their_sources_and_are_never_an_output() {
+    let server = TestServer::start().await;
+    let mut ids = Vec::new();
+    for (file, source) in [
+        ("jxl-lossless-alpha.jxl", "png-rgba-alpha.png"),
+        ("jxl-lossy.jxl", "jpeg-progressive.jpg"),
+    ] {
+        let (status, meta) = server.upload_bytes(corpus(file)).await;
+        assert_eq!(status, StatusCode::CREATED, "{file}: {meta}");
+        assert_eq!(meta["format"], "jxl", "{file}");
+        assert_eq!(meta["content_type"], "image/jxl", "{file}");
+        let id = meta["id"].as_str().unwrap().to_string();
+        let original = server.get(&format!("/image/{id}/original")).await;
+        assert_eq!(original.headers()["content-type"], "image/jxl", "{file}");
+        let out = decode_png(&server.bytes(&format!("/image/{id}.png")).await);
+        if file == "jxl-lossless-alpha.jxl" {
+            // Lossless: every visible pixel exactly as an independent PNG decoder sees
+            // the file cjxl was made from.
+            let src = decode_png(&corpus(source));
+            assert_eq!((out.width, out.height), (src.width, src.height));
+            let changed = out
+                .rgba
+                .iter()
+                .zip(&src.rgba)
+                .filter(|(a, b)| b[3] > 0 && a != b)
+                .count();
+            assert_eq!(changed, 0, "{file}: visible pixels changed");
+        } else {
+            // Lossy at butteraugli distance 1 ("visually lossless"): against the source
+            // JPEG this measures 1.2. This low-contrast photo makes mistakes cheap, so
+            // the bar sits low: the same reference with red and blue swapped differs by
+            // 9.4, turned grey by 7.6, shifted one pixel by 4.5. 3 is 2.5x the real
+            // error (room for decoder rounding) and below all of those.
+            let src = decode_jpeg(&corpus(source));
+            let diff = out.mean_diff(&src);
+            assert!(diff < 3.0, "{file}: mean difference {diff:.2}");
+        }
+        ids.push(id);
+    }
+    // Read only: asking for a .jxl rendition is a bad output format, as for any unknown ext.
+    let resp = server.get(&format!("/image/{}.jxl", ids[0])).await;
+    crate::support::assert_error(resp, StatusCode::BAD_REQUEST, "bad_format").await;
 }
 
 #[tokio::test]
