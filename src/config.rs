@@ -55,7 +55,12 @@ pub struct Config {
     pub presets: String,
 
     /// Serve only presets (and untransformed conversions): any other transform is refused.
-    #[arg(long, env = "PROGIMAGE_PRESETS_ONLY")]
+    #[arg(
+        long,
+        env = "PROGIMAGE_PRESETS_ONLY",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub presets_only: bool,
 
     /// Requests per second per API key (or per client address without keys) for work

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::body::{is_file_part, part_error, read_part, read_upload, UploadBody};
+use super::body::{content_type, is_file_part, part_error, read_part, read_upload, UploadBody};
 use super::image::{parse_id, query_pairs};
 use super::transform::render_bytes;
 use super::variant::{render_variant, VariantRequest};
@@ -22,12 +22,14 @@ use crate::AppState;
 
 /// Turn the old services' parameters (`width`, `size`) into the transform grammar's `w`;
 /// everything else (`charset`, `invert`, `bri`, …) passes through.
-fn ascii_spec(pairs: Vec<(String, String)>) -> Result<Spec, Error> {
+fn ascii_spec(state: &AppState, pairs: Vec<(String, String)>) -> Result<Spec, Error> {
     let pairs = pairs.into_iter().map(|(k, v)| match k.as_str() {
         "width" | "size" | "columns" => ("w".to_owned(), v),
         _ => (k, v),
     });
-    Ok(Spec::parse_pairs(pairs)?)
+    let spec = Spec::parse_pairs(pairs)?;
+    state.presets.check_free_form(&spec)?;
+    Ok(spec)
 }
 
 /// ASCII art of the image in the body (any upload form), nothing stored.
@@ -49,7 +51,7 @@ pub async fn post_ascii(
 ) -> Result<Response, Error> {
     let mut pairs = query_pairs(query.as_deref());
     pairs.retain(|(k, _)| k != "filename");
-    let spec = ascii_spec(pairs)?;
+    let spec = ascii_spec(&state, pairs)?;
     let body = read_upload(req, &state).await?;
     render_bytes(&state, body.bytes, spec, "txt").await
 }
@@ -72,7 +74,7 @@ pub async fn stored_ascii(
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     signing::verify(state.config.signing_key.as_deref(), &uri)?;
-    let spec = ascii_spec(query_pairs(query.as_deref()))?;
+    let spec = ascii_spec(&state, query_pairs(query.as_deref()))?;
     let request = VariantRequest::new(parse_id(&id)?, "txt", spec)?;
     render_variant(&state, request, &headers).await
 }
@@ -94,12 +96,7 @@ struct LegacyJson {
         (status = 400, description = "`{\"error\": \"…\"}` for JSON requests; the usual error body otherwise"),
     ))]
 pub async fn legacy_root(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let is_json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
-    if is_json {
+    if content_type(&req).starts_with("application/json") {
         return match legacy_json(&state, req).await {
             Ok(art) => Json(json!({ "art": art })).into_response(),
             Err(e) => (
@@ -134,6 +131,7 @@ async fn legacy_json(state: &AppState, req: Request) -> Result<String, Error> {
         width,
         ..Spec::default()
     };
+    state.presets.check_free_form(&spec)?;
     let response = render_bytes(state, image.into(), spec, "txt").await?;
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
@@ -162,5 +160,5 @@ async fn legacy_multipart(state: &AppState, req: Request) -> Result<Response, Er
         }
     }
     let upload = upload.ok_or(Error::EmptyUpload)?;
-    render_bytes(state, upload.bytes, ascii_spec(fields)?, "txt").await
+    render_bytes(state, upload.bytes, ascii_spec(state, fields)?, "txt").await
 }

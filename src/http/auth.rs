@@ -39,7 +39,7 @@ pub async fn require_api_key(
 
 /// Compare against every key in constant time per key, without stopping at the first
 /// match, so timing reveals neither which key matched nor how much of one did.
-fn key_matches(keys: &[String], presented: &str) -> bool {
+pub(crate) fn key_matches(keys: &[String], presented: &str) -> bool {
     keys.iter()
         .filter(|k| !k.is_empty())
         .fold(false, |found, k| {

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use utoipa::ToSchema;
 
-use super::body::{is_file_part, part_error, read_part};
+use super::body::{content_type, is_file_part, part_error, read_part};
 use super::image::{ingest, parse_id};
 use super::signing;
 use super::variant::{variant_bytes, VariantRequest};
@@ -49,12 +49,7 @@ pub struct BatchVariants {
     ))]
 pub async fn batch(State(state): State<Arc<AppState>>, req: Request) -> Result<Response, Error> {
     state.rate_limit.check()?;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let content_type = content_type(&req);
     if content_type.starts_with("multipart/form-data") {
         let form = Multipart::from_request(req, &())
             .await
@@ -204,10 +199,15 @@ async fn render_one(state: &AppState, id: &str, variant: &str) -> Result<String,
     let request = VariantRequest::new(id.clone(), ext, spec)?;
     variant_bytes(state, &request).await?;
     let ext = request.format.ext();
-    let url = if canonical.is_empty() {
-        format!("/image/{id}.{ext}")
-    } else {
-        format!("/image/{id}/{canonical}.{ext}")
+    // A preset keeps its name in the URL (the only spelling presets-only mode serves).
+    let preset = variant
+        .rsplit_once('.')
+        .map(|(name, _)| name)
+        .filter(|name| state.presets.contains(name));
+    let url = match (preset, canonical.is_empty()) {
+        (Some(name), _) => format!("/image/{id}/{name}.{ext}"),
+        (None, true) => format!("/image/{id}.{ext}"),
+        (None, false) => format!("/image/{id}/{canonical}.{ext}"),
     };
     // With signing on, hand out URLs the client can fetch as they are.
     Ok(match &state.config.signing_key {

@@ -20,15 +20,19 @@ pub struct UploadBody {
     pub filename: Option<String>,
 }
 
-/// Read the image from a multipart form, a raw body, or (JSON `{"url": …}`) a remote URL.
-pub async fn read_upload(req: Request, state: &AppState) -> Result<UploadBody, Error> {
-    let max_bytes = state.config.max_upload_bytes;
-    let content_type = req
-        .headers()
+/// The request's Content-Type, lowercased ("" when absent), for dispatching on the form.
+pub fn content_type(req: &Request) -> String {
+    req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// Read the image from a multipart form, a raw body, or (JSON `{"url": …}`) a remote URL.
+pub async fn read_upload(req: Request, state: &AppState) -> Result<UploadBody, Error> {
+    let max_bytes = state.config.max_upload_bytes;
+    let content_type = content_type(&req);
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

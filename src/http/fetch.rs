@@ -77,7 +77,7 @@ pub async fn with_path_spec(
         ))
     })?;
     let (url, pairs) = split_url(query.as_deref())?;
-    let spec = Spec::parse_path(spec)?.merge(as_strs(&pairs))?;
+    let spec = state.presets.resolve(Some(spec), pairs)?;
     fetch_and_render(&state, &url, spec, ext).await
 }
 
@@ -100,7 +100,7 @@ pub async fn with_query_spec(
     query: Option<&str>,
 ) -> Result<Response, Error> {
     let (url, pairs) = split_url(query)?;
-    let spec = Spec::parse_pairs(as_strs(&pairs))?;
+    let spec = state.presets.resolve(None, pairs)?;
     fetch_and_render(state, &url, spec, ext).await
 }
 
@@ -139,7 +139,7 @@ pub async fn compat_spec_url(
         return with_query_spec(&state, ext, query.as_deref()).await;
     }
     let (url, pairs) = split_url(query.as_deref())?;
-    let spec = Spec::parse_path(&segment)?.merge(as_strs(&pairs))?;
+    let spec = state.presets.resolve(Some(&segment), pairs)?;
     let bytes = state.fetcher.fetch(&url).await?;
     let ext = own_format(&bytes).ext();
     render_bytes(&state, bytes, spec, ext).await
@@ -169,10 +169,6 @@ fn split_url(query: Option<&str>) -> Result<(String, Vec<(String, String)>), Err
         )),
         _ => Err(Error::BadRequest("`url` is given more than once".into())),
     }
-}
-
-fn as_strs(pairs: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
-    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
 /// The format sniffed from the bytes, if progimage can write it; else JPEG.

@@ -18,7 +18,7 @@ use super::conditional::immutable_bytes;
 use super::signing;
 use super::variant::{render_variant, VariantRequest};
 use crate::error::{Error, ErrorBody};
-use crate::imaging::{self, Spec};
+use crate::imaging::{self, Format, Spec};
 use crate::store::{is_valid_id, ImageMeta, StoreError};
 use crate::AppState;
 
@@ -181,6 +181,21 @@ pub async fn variant(
             .append(header::VARY, header::HeaderValue::from_static("Accept"));
         return Ok(response);
     }
+    if let Some(own) = Format::from_ext(ext).filter(|f| !f.can_encode() && spec.is_identity()) {
+        // A format progimage reads but cannot write (JPEG XL): the URL of the image in its
+        // own format, as metadata gives it, serves the original bytes.
+        let meta = state.images.meta(&id).await?;
+        if meta.format == own.name() {
+            let original = state.images.original(&id).await?;
+            let etag = format!("\"{id}\"");
+            return Ok(immutable_bytes(
+                headers,
+                &etag,
+                &meta.content_type,
+                original,
+            ));
+        }
+    }
     let request = VariantRequest::new(id, ext, spec)?;
     render_variant(state, request, headers).await
 }
@@ -196,7 +211,12 @@ fn negotiate(headers: &HeaderMap, alpha: bool) -> &'static str {
             .flat_map(|v| v.split(','))
             .any(|item| {
                 let mut parts = item.split(';').map(str::trim);
-                let refused = parts.clone().any(|p| p.replace(' ', "") == "q=0");
+                let refused = parts.clone().any(|p| {
+                    p.replace(' ', "")
+                        .strip_prefix("q=")
+                        .and_then(|q| q.parse::<f32>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                });
                 parts.next().is_some_and(|m| m.eq_ignore_ascii_case(media)) && !refused
             })
     };

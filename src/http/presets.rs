@@ -1,6 +1,7 @@
 //! Named transform presets (`PROGIMAGE_PRESETS="thumb=w_200,h_200,fit_cover;hero=w_1600"`)
 //! and presets-only mode, where a URL may name a preset but not spell out transforms —
-//! so the set of variants anyone can make the server render is fixed by configuration.
+//! so the set of variants anyone can make the server render (stored variants, direct
+//! transforms, fetches, ASCII) is fixed by configuration.
 
 use std::collections::HashMap;
 
@@ -62,6 +63,22 @@ impl Presets {
             )));
         }
         Ok(spec)
+    }
+
+    /// For routes that take transforms but no preset names (ASCII): in presets-only mode
+    /// only the untransformed default is allowed.
+    pub fn check_free_form(&self, spec: &Spec) -> Result<(), Error> {
+        if self.only && !spec.is_identity() {
+            return Err(Error::BadTransform(
+                "this server only renders presets; this route takes no transforms".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `name` is a configured preset.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
     }
 }
 

@@ -71,7 +71,10 @@ pub async fn identify(State(state): State<Arc<AppState>>, req: Request, next: Ne
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let client = match bearer {
-        Some(key) if !state.config.api_keys.is_empty() => format!("key:{key}"),
+        // Only a real key names a client: made-up keys must not buy fresh buckets.
+        Some(key) if super::auth::key_matches(&state.config.api_keys, key.trim()) => {
+            format!("key:{}", key.trim())
+        }
         _ => req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()

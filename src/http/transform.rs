@@ -43,7 +43,9 @@ pub async fn with_path_spec(
             "`{file}` has no extension: use /transform/{{spec}}.{{ext}}"
         ))
     })?;
-    let spec = Spec::parse_path(spec)?.merge(transform_pairs(query.as_deref()))?;
+    let spec = state
+        .presets
+        .resolve(Some(spec), transform_pairs(query.as_deref()))?;
     let body = read_upload(req, &state).await?;
     render_bytes(&state, body.bytes, spec, ext).await
 }
@@ -65,7 +67,9 @@ pub async fn with_query_spec(
     let Some(ext) = segment.strip_prefix("transform.") else {
         return Err(Error::NoRoute);
     };
-    let spec = Spec::parse_pairs(transform_pairs(query.as_deref()))?;
+    let spec = state
+        .presets
+        .resolve(None, transform_pairs(query.as_deref()))?;
     let body = read_upload(req, &state).await?;
     render_bytes(&state, body.bytes, spec, ext).await
 }

@@ -242,7 +242,8 @@ fn render_frames(
         .iter()
         .map(|f| u64::from(f.image.width()) * u64::from(f.image.height()))
         .sum();
-    // A smart crop chosen per frame would jitter; every frame uses the first one's cut.
+    // A smart cut chosen per frame would jitter from frame to frame: animations are cut
+    // at the centre instead.
     let spec = Spec {
         gravity: match spec.gravity {
             Gravity::Smart => Gravity::Center,

@@ -162,24 +162,12 @@ async fn direct_and_stored_ascii_routes() {
     let server = TestServer::start().await;
     let png = half_black_png(100, 100);
     for query in ["width=20", "size=20"] {
-        let resp = server
-            .client
-            .post(server.url(&format!("/ascii?{query}")))
-            .body(png.clone())
-            .send()
-            .await
-            .unwrap();
+        let resp = server.post(&format!("/ascii?{query}"), png.clone()).await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_shape(&resp.text().await.unwrap(), 20, 10);
     }
     let form = Form::new().part("file", Part::bytes(png.clone()).file_name("a.png"));
-    let resp = server
-        .client
-        .post(server.url("/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post_form("/upload", form).await;
     let id = resp.json::<Value>().await.unwrap()["image_id"]
         .as_str()
         .unwrap()
@@ -210,36 +198,20 @@ async fn the_original_services_root_routes() {
     let form = Form::new()
         .text("output", "raw")
         .part("image", Part::bytes(png.clone()).file_name("x.png"));
-    let resp = server
-        .client
-        .post(server.url("/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post_form("/", form).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_shape(&resp.text().await.unwrap(), 100, 25);
     let form = Form::new()
         .text("width", "16")
         .part("image", Part::bytes(png.clone()));
-    let resp = server
-        .client
-        .post(server.url("/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post_form("/", form).await;
     assert_shape(&resp.text().await.unwrap(), 16, 4);
 
     // JSON with base64 → {"art": …}
     let b64 = base64::engine::general_purpose::STANDARD.encode(&png);
     let resp = server
-        .client
-        .post(server.url("/"))
-        .json(&json!({"width": 8, "image": b64}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/", &json!({"width": 8, "image": b64}))
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let art: Value = resp.json().await.unwrap();
     assert_shape(art["art"].as_str().unwrap(), 8, 2);
@@ -250,13 +222,7 @@ async fn the_original_services_root_routes() {
         json!({"width": 8}),
         json!({"width": 8, "image": ""}),
     ] {
-        let resp = server
-            .client
-            .post(server.url("/"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let resp = server.post_json("/", &body).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
         let err: Value = resp.json().await.unwrap();
         assert!(
@@ -266,11 +232,7 @@ async fn the_original_services_root_routes() {
     }
     let text_png = base64::engine::general_purpose::STANDARD.encode(corpus("bad-text-file.jpg"));
     let resp = server
-        .client
-        .post(server.url("/"))
-        .json(&json!({"width": 8, "image": text_png}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/", &json!({"width": 8, "image": text_png}))
+        .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }

@@ -251,6 +251,41 @@ async fn rate_limits_stop_bursts_but_not_cache_hits_or_steady_clients() {
 }
 
 #[tokio::test]
+async fn made_up_api_keys_do_not_escape_the_rate_limit() {
+    let server = TestServer::with(|c| {
+        c.rate_limit = Some(1);
+        c.api_keys = vec!["real".into()];
+    })
+    .await;
+    let resp = server
+        .client
+        .post(server.url("/image"))
+        .bearer_auth("real")
+        .body(png_bytes(image::RgbaImage::new(8, 8)))
+        .send()
+        .await
+        .unwrap();
+    let id = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut limited = 0;
+    for w in 1..=6 {
+        let resp = server
+            .client
+            .get(server.url(&format!("/image/{id}.png?w={w}&enlarge=1")))
+            .bearer_auth(format!("fake{w}"))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "fake keys share the client address's bucket");
+}
+
+#[tokio::test]
 async fn watermarks_are_drawn_and_keyed_by_their_id() {
     let server = TestServer::start().await;
     let (_, base) = server

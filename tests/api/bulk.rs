@@ -45,13 +45,7 @@ async fn multipart_batch_reports_every_part_and_one_bad_part_fails_alone() {
             "image",
             Part::bytes(corpus("bad-truncated.jpg")).file_name("cut.jpg"),
         );
-    let resp = server
-        .client
-        .post(server.url("/batch"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post_form("/batch", form).await;
     let mut lines = ndjson(resp).await;
     lines.sort_by_key(|l| l["index"].as_u64());
     let summary: Vec<(u64, u64)> = lines
@@ -93,13 +87,7 @@ async fn json_batch_renders_every_variant_of_every_id() {
         "ids": [a, b, missing, "bad"],
         "variants": ["w_30.webp", "w_16,h_16,fit_cover.png", "nope_1.png", "png"],
     });
-    let resp = server
-        .client
-        .post(server.url("/batch"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post_json("/batch", &request).await;
     let lines = ndjson(resp).await;
     assert_eq!(lines.len(), 16);
     for line in &lines {
@@ -147,13 +135,7 @@ async fn json_batch_renders_every_variant_of_every_id() {
 #[tokio::test]
 async fn batch_rejects_other_bodies() {
     let server = TestServer::start().await;
-    let resp = server
-        .client
-        .post(server.url("/batch"))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post("/batch", "x").await;
     assert_error(resp, StatusCode::BAD_REQUEST, "bad_request").await;
     let resp = server
         .client
@@ -171,12 +153,8 @@ async fn transform_converts_without_storing() {
     let server = TestServer::start().await;
     let bytes = corpus("photo-3mp-canon-exif6.jpg");
     let resp = server
-        .client
-        .post(server.url("/transform/w_100,h_100,fit_cover.png"))
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
+        .post("/transform/w_100,h_100,fit_cover.png", bytes.clone())
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "image/png");
     let png = decode_png(&resp.bytes().await.unwrap());
@@ -184,12 +162,8 @@ async fn transform_converts_without_storing() {
 
     let form = Form::new().part("image", Part::bytes(bytes).file_name("p.jpg"));
     let resp = server
-        .client
-        .post(server.url("/transform.webp?w=64&filename=x.jpg"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .post_form("/transform.webp?w=64&filename=x.jpg", form)
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let img = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!(
@@ -239,13 +213,7 @@ async fn transform_converts_without_storing() {
             "not_found",
         ),
     ] {
-        let resp = server
-            .client
-            .post(server.url(path))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let resp = server.post(path, body).await;
         assert_error(resp, status, code).await;
     }
 }

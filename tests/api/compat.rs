@@ -13,13 +13,7 @@ async fn old_upload_meta_and_list() {
         "file",
         Part::bytes(corpus("gif-static.gif")).file_name("hopper.gif"),
     );
-    let resp = server
-        .client
-        .post(server.url("/upload"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post_form("/upload", form).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let body: Value = resp.json().await.unwrap();
     let id = body["image_id"].as_str().unwrap().to_owned();

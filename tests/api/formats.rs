@@ -122,8 +122,9 @@ async fn jxl_uploads_decode_like_their_sources_and_are_never_an_output() {
         }
         ids.push(id);
     }
-    // Read only: asking for a .jxl rendition is a bad output format, as for any unknown ext.
-    let resp = server.get(&format!("/image/{}.jxl", ids[0])).await;
+    // Read only: asking for a transformed .jxl is a bad output format (the untransformed
+    // URL serves the original, see below).
+    let resp = server.get(&format!("/image/{}.jxl?w=10", ids[0])).await;
     crate::support::assert_error(resp, StatusCode::BAD_REQUEST, "bad_format").await;
 }
 
@@ -163,4 +164,24 @@ async fn webp_is_lossless_for_lossless_sources_unless_q_is_given() {
     let photo = server.upload_corpus("jpeg-progressive.jpg").await;
     let webp = server.bytes(&format!("/image/{photo}.webp")).await;
     assert_ne!(&webp[12..16], b"VP8L", "a JPEG source gives lossy WebP");
+}
+
+#[tokio::test]
+async fn formats_read_but_not_written_serve_their_original_at_the_metadata_url() {
+    let server = TestServer::start().await;
+    let bytes = crate::support::corpus("jxl-lossy.jxl");
+    let (status, meta) = server.upload_bytes(bytes.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{meta}");
+    let url = meta["url"].as_str().unwrap();
+    let resp = server.get(url).await;
+    assert_eq!(resp.status(), StatusCode::OK, "{url}");
+    assert_eq!(resp.headers()["content-type"], "image/jxl");
+    assert_eq!(resp.bytes().await.unwrap(), bytes);
+    let id = meta["id"].as_str().unwrap();
+    let resp = server.get(&format!("/image/{id}.jxl?w=10")).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST,
+        "JPEG XL cannot be written"
+    );
 }

@@ -176,13 +176,7 @@ async fn unknown_routes_and_methods_are_json_errors() {
 async fn api_keys_guard_writes_only() {
     let server = TestServer::with(|c| c.api_keys = vec!["k1".into(), "k2".into()]).await;
     let bytes = crate::support::corpus("png-palette-8bit.png");
-    let resp = server
-        .client
-        .post(server.url("/image"))
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post("/image", bytes.clone()).await;
     assert_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
     let resp = server
         .client

@@ -52,6 +52,36 @@ impl TestServer {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
+    /// POST raw bytes to a path.
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.client
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// POST a JSON document to a path.
+    pub async fn post_json(&self, path: &str, json: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(json)
+            .send()
+            .await
+            .expect("POST JSON")
+    }
+
+    /// POST a multipart form to a path.
+    pub async fn post_form(&self, path: &str, form: reqwest::multipart::Form) -> Response {
+        self.client
+            .post(self.url(path))
+            .multipart(form)
+            .send()
+            .await
+            .expect("POST form")
+    }
+
     /// Upload raw bytes; returns the status and the JSON body.
     pub async fn upload_bytes(&self, bytes: Vec<u8>) -> (StatusCode, Value) {
         let resp = self

@@ -55,13 +55,7 @@ async fn multipart_uploads_accept_image_or_file_parts_and_keep_the_filename() {
             part_name,
             Part::bytes(corpus(file)).file_name(format!("dir/{file}")),
         );
-        let resp = server
-            .client
-            .post(server.url("/image"))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        let resp = server.post_form("/image", form).await;
         assert_eq!(resp.status(), StatusCode::CREATED, "{part_name}");
         let meta: Value = resp.json().await.unwrap();
         assert_eq!(meta["filename"], file, "path components are dropped");
@@ -105,33 +99,15 @@ async fn head_tells_whether_an_id_is_stored() {
 #[tokio::test]
 async fn empty_uploads_are_refused() {
     let server = TestServer::start().await;
-    let resp = server
-        .client
-        .post(server.url("/image"))
-        .body(Vec::<u8>::new())
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post("/image", Vec::<u8>::new()).await;
     assert_error(resp, StatusCode::BAD_REQUEST, "empty_upload").await;
 
     let form = Form::new().text("other", "no file here");
-    let resp = server
-        .client
-        .post(server.url("/image"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post_form("/image", form).await;
     assert_error(resp, StatusCode::BAD_REQUEST, "empty_upload").await;
 
     let form = Form::new().part("image", Part::bytes(Vec::new()).file_name("a.png"));
-    let resp = server
-        .client
-        .post(server.url("/image"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post_form("/image", form).await;
     assert_error(resp, StatusCode::BAD_REQUEST, "empty_upload").await;
 }
 
@@ -141,37 +117,19 @@ async fn bodies_over_the_limit_are_refused_while_streaming() {
     let big = corpus("face-astronaut.png"); // ~790 KB
 
     // Declared length over the limit: refused before reading.
-    let resp = server
-        .client
-        .post(server.url("/image"))
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post("/image", big.clone()).await;
     assert_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "too_large").await;
 
     // No declared length (chunked): refused once the stream passes the limit.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         big.chunks(4096).map(|c| Ok(c.to_vec())).collect();
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-    let resp = server
-        .client
-        .post(server.url("/image"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post("/image", body).await;
     assert_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "too_large").await;
 
     // Multipart with a part over the limit.
     let form = Form::new().part("image", Part::bytes(big).file_name("big.png"));
-    let resp = server
-        .client
-        .post(server.url("/image"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.post_form("/image", form).await;
     assert_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "too_large").await;
 
     // A small file still goes through on the same server.
