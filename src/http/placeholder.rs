@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use bytes::Bytes;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::conditional::IMMUTABLE;
+use super::conditional::immutable_bytes;
 use super::image::parse_id;
 use crate::error::{Error, ErrorBody};
 use crate::imaging::{self, Spec};
@@ -35,6 +35,7 @@ pub struct Placeholder {
 pub async fn blurhash(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, Error> {
     let id = parse_id(&id)?;
     let json = match state.variants.get(&id, CACHE_KEY).await? {
@@ -44,17 +45,8 @@ pub async fn blurhash(
             state.renders.run(flight, || compute(&state, &id)).await?
         }
     };
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
-        ],
-        json,
-    )
-        .into_response())
+    let etag = format!("\"{}-{id}\"", CACHE_KEY.trim_end_matches(".json"));
+    Ok(immutable_bytes(&headers, &etag, "application/json", json))
 }
 
 async fn compute(state: &AppState, id: &str) -> Result<Bytes, Error> {

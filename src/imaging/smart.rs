@@ -67,13 +67,21 @@ fn sample(img: &DynamicImage) -> Option<(Vec<u8>, u32, u32)> {
     let scale = (f64::from(SAMPLE_EDGE) / f64::from(w.max(h))).min(1.0);
     let sw = ((f64::from(w) * scale).round() as u32).max(1);
     let sh = ((f64::from(h) * scale).round() as u32).max(1);
-    let rgb = DynamicImage::ImageRgb8(img.to_rgb8());
-    let mut small = DynamicImage::new_rgb8(sw, sh);
+    // Shrink first, in the image's own pixel type: converting all 12 MP to another type
+    // first would cost more than the whole search.
     let options =
         fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Box));
-    fir::Resizer::new()
-        .resize(&rgb, &mut small, &options)
-        .ok()?;
+    let mut small = DynamicImage::new(sw, sh, img.color());
+    if fir::Resizer::new()
+        .resize(img, &mut small, &options)
+        .is_err()
+    {
+        let rgb = DynamicImage::ImageRgb8(img.to_rgb8());
+        small = DynamicImage::new_rgb8(sw, sh);
+        fir::Resizer::new()
+            .resize(&rgb, &mut small, &options)
+            .ok()?;
+    }
     let luma = small.to_luma8().into_raw();
     Some((luma, sw, sh))
 }
