@@ -86,7 +86,12 @@ impl ImageRepo {
             .put(&Self::original_key(&meta.id), original)
             .await?;
         let json = serde_json::to_vec(meta).expect("metadata always serialises");
-        self.blobs.put(&Self::meta_key(&meta.id), json.into()).await
+        let committed = self.blobs.put(&Self::meta_key(&meta.id), json.into()).await;
+        if committed.is_err() {
+            // Without its metadata the original is invisible: don't leave it taking space.
+            let _ = self.blobs.delete(&Self::original_key(&meta.id)).await;
+        }
+        committed
     }
 
     /// Remove an image: metadata first, so a half-finished delete leaves it invisible.

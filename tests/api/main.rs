@@ -8,6 +8,7 @@ mod bulk;
 mod compat;
 mod concurrency;
 mod corpus;
+mod disk_full;
 mod fetch;
 mod formats;
 mod http_semantics;
