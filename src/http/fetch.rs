@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::image::query_pairs;
 use super::signing;
 use super::transform::render_bytes;
-use super::variant::output_format;
+use super::variant::{output_format, split_spec_file};
 use crate::error::{Error, ErrorBody};
 use crate::fetch::url_file_name;
 use crate::imaging::{Format, Spec};
@@ -71,11 +71,7 @@ pub async fn with_path_spec(
     uri: Uri,
 ) -> Result<Response, Error> {
     signing::verify(state.config.signing_key.as_deref(), &uri)?;
-    let (spec, ext) = file.rsplit_once('.').ok_or_else(|| {
-        Error::BadFormat(format!(
-            "`{file}` has no extension: use /fetch/{{spec}}.{{ext}}?url=…"
-        ))
-    })?;
+    let (spec, ext) = split_spec_file(&file, "/fetch")?;
     let (url, pairs) = split_url(query.as_deref())?;
     let spec = state.presets.resolve(Some(spec), pairs)?;
     fetch_and_render(&state, &url, spec, ext).await

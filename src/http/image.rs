@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::body::{read_upload, UploadBody};
 use super::conditional::immutable_bytes;
 use super::signing;
-use super::variant::{render_variant, VariantRequest};
+use super::variant::{render_variant, split_spec_file, VariantRequest};
 use crate::error::{Error, ErrorBody};
 use crate::imaging::{self, Format, Spec};
 use crate::store::{is_valid_id, ImageMeta, StoreError};
@@ -252,11 +252,7 @@ pub async fn get_by_path_spec(
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     signing::verify(state.config.signing_key.as_deref(), &uri)?;
-    let Some((spec, ext)) = file.rsplit_once('.') else {
-        return Err(Error::BadFormat(format!(
-            "`{file}` has no extension: use /image/{{id}}/{{spec}}.{{ext}}"
-        )));
-    };
+    let (spec, ext) = split_spec_file(&file, "/image/{id}")?;
     let spec = state
         .presets
         .resolve(Some(spec), query_pairs(query.as_deref()))?;

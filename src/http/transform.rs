@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::body::read_upload;
 use super::image::query_pairs;
-use super::variant::{output_format, render_on_pool};
+use super::variant::{output_format, render_on_pool, split_spec_file};
 use crate::error::{Error, ErrorBody};
 use crate::imaging::Spec;
 use crate::AppState;
@@ -38,11 +38,7 @@ pub async fn with_path_spec(
     RawQuery(query): RawQuery,
     req: Request,
 ) -> Result<Response, Error> {
-    let (spec, ext) = file.rsplit_once('.').ok_or_else(|| {
-        Error::BadFormat(format!(
-            "`{file}` has no extension: use /transform/{{spec}}.{{ext}}"
-        ))
-    })?;
+    let (spec, ext) = split_spec_file(&file, "/transform")?;
     let spec = state
         .presets
         .resolve(Some(spec), transform_pairs(query.as_deref()))?;

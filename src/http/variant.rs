@@ -49,6 +49,15 @@ impl VariantRequest {
     }
 }
 
+/// Split a `{spec}.{ext}` path segment; `route` names the route for the error message.
+pub fn split_spec_file<'a>(file: &'a str, route: &str) -> Result<(&'a str, &'a str), Error> {
+    file.rsplit_once('.').ok_or_else(|| {
+        Error::BadFormat(format!(
+            "`{file}` has no extension: use {route}/{{spec}}.{{ext}}"
+        ))
+    })
+}
+
 /// The output named by a URL extension.
 pub fn output_format(ext: &str) -> Result<Output, Error> {
     Output::from_ext(ext).ok_or_else(|| {
