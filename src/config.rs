@@ -16,9 +16,17 @@ pub struct Config {
     #[arg(long, env = "PROGIMAGE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Where originals live: `file:///path` (default: `<data-dir>/store`).
+    /// Where originals live: `s3://bucket/prefix` (settings from the standard `AWS_*`
+    /// variables, `AWS_ENDPOINT_URL` for MinIO and other S3-compatible servers) or
+    /// `file:///path` (default: `<data-dir>/store`). With a bucket, rendered variants are
+    /// shared through it too, and local disk only caches.
     #[arg(long, env = "PROGIMAGE_STORE")]
     pub store: Option<String>,
+
+    /// Per-server overrides of the `AWS_*` settings, as (`aws_endpoint_url`, value)
+    /// pairs; for embedding and tests, not a flag.
+    #[arg(skip)]
+    pub store_options: Vec<(String, String)>,
 
     /// Largest accepted upload body, in bytes.
     #[arg(long, env = "PROGIMAGE_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
@@ -72,6 +80,25 @@ pub struct Config {
     #[arg(long, env = "PROGIMAGE_STORE_TIMEOUT_SECS", default_value_t = 10)]
     pub store_timeout_secs: u64,
 
+    /// With a shared store: how long a node trusts that an image still exists before
+    /// serving its cached variants again without asking the store (an image deleted on
+    /// another node stops being served within this many seconds).
+    #[arg(long, env = "PROGIMAGE_PRESENCE_TTL_SECS", default_value_t = 2)]
+    pub presence_ttl_secs: u64,
+
+    /// Memory budget for the hottest variants, in bytes (0 turns the memory tier off).
+    #[arg(long, env = "PROGIMAGE_HOT_CACHE_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub hot_cache_bytes: u64,
+
+    /// Local disk budget for cached variants, in bytes; least recently used go first.
+    #[arg(long, env = "PROGIMAGE_CACHE_MAX_BYTES", default_value_t = 10 * 1024 * 1024 * 1024)]
+    pub cache_max_bytes: u64,
+
+    /// Remove variants unused for this long (`90s`, `30m`, `12h`, `7d`; plain numbers are
+    /// seconds). Originals are kept until deleted. Default: variants stay until evicted.
+    #[arg(long, env = "PROGIMAGE_VARIANT_TTL", value_parser = parse_duration)]
+    pub variant_ttl: Option<std::time::Duration>,
+
     /// Hosts and CIDRs (comma-separated) that remote fetch may reach although they are
     /// loopback, private, link-local or metadata addresses: `10.0.0.0/8`, `127.0.0.1`,
     /// `images.internal` (a name matches exactly, case-insensitively).
@@ -86,9 +113,40 @@ pub struct Config {
     #[arg(long, env = "PROGIMAGE_FETCH_MAX_REDIRECTS", default_value_t = 5)]
     pub fetch_max_redirects: usize,
 
+    /// Time a client has to send a request's headers (also how long an idle keep-alive
+    /// connection stays open); slower clients are answered 408 and disconnected.
+    /// `0` turns the timeout off.
+    #[arg(long, env = "PROGIMAGE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: std::time::Duration,
+
+    /// Longest pause allowed while a request body streams in; a body that stalls longer
+    /// is refused with 408 `request_timeout` and nothing is stored. `0` turns it off.
+    #[arg(long, env = "PROGIMAGE_BODY_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_idle_timeout: std::time::Duration,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "PROGIMAGE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+}
+
+/// `90`, `90s`, `30m`, `12h` or `7d`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 30m, 12h or 7d"))?;
+    let seconds = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
 }
 
 impl Config {
@@ -100,11 +158,33 @@ impl Config {
         config
     }
 
+    /// True when originals live in a store other nodes share (a bucket), so variants
+    /// are shared through it too.
+    pub fn shared_store(&self) -> bool {
+        self.store
+            .as_deref()
+            .is_some_and(|s| s.starts_with("s3://"))
+    }
+
     pub fn worker_count(&self) -> usize {
         self.workers.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_a_unit_or_seconds() {
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("30m").unwrap().as_secs(), 1800);
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 604_800);
+        assert!(parse_duration("7w").is_err());
+        assert!(parse_duration("h").is_err());
     }
 }

@@ -41,6 +41,8 @@ pub enum Error {
     BadTransform(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request body stalled for longer than {0} s")]
+    RequestTimeout(u64),
     #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
     Unauthorized,
     #[error("{0}")]
@@ -83,6 +85,7 @@ impl Error {
             Error::FetchFailed(_) => StatusCode::BAD_GATEWAY,
             Error::NotFound | Error::NoRoute => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::CorruptImage(_) | Error::TooManyPixels(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -106,6 +109,7 @@ impl Error {
             Error::BadFormat(_) => "bad_format",
             Error::BadTransform(_) => "bad_transform",
             Error::BadRequest(_) => "bad_request",
+            Error::RequestTimeout(_) => "request_timeout",
             Error::Unauthorized => "unauthorized",
             Error::BadSignature(_) => "bad_signature",
             Error::ForbiddenUrl(_) => "forbidden_url",

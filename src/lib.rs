@@ -20,7 +20,7 @@ use bytes::Bytes;
 pub use config::Config;
 use error::Error;
 use imaging::DecodeLimits;
-use store::{open_blob_store, ImageRepo, SingleFlight, VariantCache};
+use store::{open_blob_store, CacheLimits, ImageRepo, SingleFlight, VariantCache};
 use telemetry::Telemetry;
 use work::WorkPool;
 
@@ -82,11 +82,25 @@ impl AppState {
     /// Open storage and build the shared state.
     pub async fn new(config: Config) -> anyhow::Result<Arc<AppState>> {
         let timeout = Duration::from_secs(config.store_timeout_secs);
-        let blobs = open_blob_store(config.store.as_deref(), &config.data_dir, timeout)?;
-        let images = ImageRepo::new(blobs);
+        let blobs = open_blob_store(
+            config.store.as_deref(),
+            &config.store_options,
+            &config.data_dir,
+            timeout,
+        )?;
+        let images = ImageRepo::new(blobs.clone());
         let image_count = images.ids().await?.len() as u64;
         let cache_dir = config.data_dir.join("cache");
-        let variants = tokio::task::spawn_blocking(move || VariantCache::open(cache_dir)).await??;
+        let limits = CacheLimits {
+            memory_bytes: config.hot_cache_bytes,
+            disk_bytes: config.cache_max_bytes,
+            ttl: config.variant_ttl,
+        };
+        // With a shared store (a bucket), renders are shared between nodes through it.
+        let shared = config.shared_store().then_some(blobs);
+        let variants =
+            tokio::task::spawn_blocking(move || VariantCache::open(cache_dir, limits, shared))
+                .await??;
         let telemetry = Telemetry::default();
         let pool = WorkPool::new(config.worker_count(), config.queue, telemetry.clone());
         let fetcher = fetch::Fetcher::new(
@@ -95,7 +109,7 @@ impl AppState {
             config.fetch_max_redirects,
             config.max_upload_bytes,
         )?;
-        Ok(Arc::new(AppState {
+        let state = Arc::new(AppState {
             limits: DecodeLimits::for_pixels(config.max_pixels),
             presets: http::presets::Presets::parse(&config.presets, config.presets_only)?,
             rate_limit: http::rate_limit::RateLimit::new(config.rate_limit),
@@ -113,7 +127,41 @@ impl AppState {
                 errors: AtomicU64::new(0),
                 images: AtomicU64::new(image_count),
             },
-        }))
+        });
+        tokio::spawn(cache_upkeep(Arc::downgrade(&state)));
+        Ok(state)
+    }
+}
+
+impl AppState {
+    /// Copy the variant cache's sizes and eviction counts into the metrics.
+    pub fn publish_cache_metrics(&self) {
+        let evictions = &self.variants.evictions;
+        self.telemetry.cache_state(
+            self.variants.memory_bytes(),
+            self.variants.total_bytes(),
+            evictions.size.load(Ordering::Relaxed),
+            evictions.ttl.load(Ordering::Relaxed),
+        );
+    }
+}
+
+/// Apply the variant TTL and publish cache sizes, for as long as the state lives.
+async fn cache_upkeep(state: std::sync::Weak<AppState>) {
+    let every = state
+        .upgrade()
+        .and_then(|s| s.config.variant_ttl)
+        .map_or(Duration::from_secs(5), |ttl| {
+            (ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(5))
+        });
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let Some(state) = state.upgrade() else { return };
+        if let Err(e) = state.variants.expire().await {
+            tracing::warn!(error = %e, "could not expire variants");
+        }
+        state.publish_cache_metrics();
     }
 }
 
@@ -123,6 +171,12 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
 }
 
 /// Serve until `shutdown` resolves, then stop accepting and let in-flight requests finish.
+///
+/// Our own accept loop over hyper's HTTP/1 builder rather than `axum::serve`, which has
+/// no header read timeout: a client gets `header_timeout` to send its headers (and a
+/// keep-alive connection may sit idle that long), and every request body gets the
+/// `body_idle_timeout` (see [`http::body::with_idle_timeout`]). Handlers see the peer
+/// address as `ConnectInfo<SocketAddr>`, as with `into_make_service_with_connect_info`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
@@ -137,10 +191,59 @@ pub async fn serve(
             upkeep_state.rate_limit.forget_idle();
         }
     });
-    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let header_timeout = state.config.header_timeout;
+    let body_idle = state.config.body_idle_timeout;
+    let router = app(state);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout((!header_timeout.is_zero()).then_some(header_timeout));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let mut req = http::body::with_idle_timeout(req, body_idle);
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            tower::ServiceExt::oneshot(router.clone(), req)
+        });
+        let connection =
+            graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
     upkeep.abort();
-    result
+    Ok(())
+}
+
+/// Per-connection accept errors are the client's problem; others (out of file
+/// descriptors) get a pause so the loop does not spin.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::warn!(error = %e, "accept failed; pausing");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }

@@ -1,9 +1,11 @@
 //! Prometheus metrics, one recorder per server instance (not a process-global one), so
 //! several servers in one process — as in the tests — keep separate counts.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// Latency buckets in seconds, from a cache hit to a slow render.
@@ -15,6 +17,9 @@ const SECONDS_BUCKETS: &[f64] = &[
 pub struct Telemetry {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    /// Request counter and histogram per (route, method, status), registered once: a
+    /// lookup by hash instead of building label strings on every request.
+    request_series: Arc<RwLock<HashMap<u64, (Counter, Histogram)>>>,
 }
 
 impl Default for Telemetry {
@@ -27,6 +32,7 @@ impl Default for Telemetry {
         Telemetry {
             recorder: Arc::new(recorder),
             handle,
+            request_series: Arc::default(),
         }
     }
 }
@@ -47,15 +53,35 @@ impl Telemetry {
     }
 
     pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let (route, method, status) = (route.to_owned(), method.to_owned(), status.to_string());
-        self.with(|| {
-            counter!("progimage_http_requests_total",
-                "route" => route.clone(), "method" => method, "status" => status.clone())
-            .increment(1);
-            histogram!("progimage_http_request_duration_seconds",
-                "route" => route, "status" => status)
-            .record(seconds);
+        let key = {
+            let mut h = std::hash::DefaultHasher::new();
+            (route, method, status).hash(&mut h);
+            h.finish()
+        };
+        let known = self
+            .request_series
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let (requests, duration) = known.unwrap_or_else(|| {
+            let (route, method, status) = (route.to_owned(), method.to_owned(), status.to_string());
+            let series = self.with(|| {
+                (
+                    counter!("progimage_http_requests_total",
+                        "route" => route.clone(), "method" => method, "status" => status.clone()),
+                    histogram!("progimage_http_request_duration_seconds",
+                        "route" => route, "status" => status),
+                )
+            });
+            self.request_series
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, series.clone());
+            series
         });
+        requests.increment(1);
+        duration.record(seconds);
     }
 
     pub fn decoded(&self, format: &'static str, seconds: f64, pixels: u64) {
@@ -92,6 +118,16 @@ impl Telemetry {
         self.with(|| {
             gauge!("progimage_work_queue_depth").set(waiting as f64);
             gauge!("progimage_work_in_flight").set(running as f64);
+        });
+    }
+
+    /// The variant cache's size per tier and its evictions since start, by cause.
+    pub fn cache_state(&self, memory: u64, disk: u64, evicted_size: u64, evicted_ttl: u64) {
+        self.with(|| {
+            gauge!("progimage_cache_bytes", "tier" => "memory").set(memory as f64);
+            gauge!("progimage_cache_bytes", "tier" => "disk").set(disk as f64);
+            counter!("progimage_cache_evictions_total", "reason" => "size").absolute(evicted_size);
+            counter!("progimage_cache_evictions_total", "reason" => "ttl").absolute(evicted_ttl);
         });
     }
 

@@ -1,11 +1,19 @@
 //! Reading an upload from any of the accepted request forms, enforcing the byte limit
 //! while the body streams in (never after buffering an unbounded body).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{header, StatusCode};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use hyper::body::{Frame, Incoming, SizeHint};
+use tokio::time::Sleep;
 
 use crate::error::Error;
 use crate::AppState;
@@ -66,7 +74,7 @@ pub async fn read_upload(req: Request, state: &AppState) -> Result<UploadBody, E
     });
     let stream = req.into_body().into_data_stream();
     let bytes = collect_limited(stream, max_bytes, |e: axum::Error| {
-        Error::BadRequest(format!("could not read the body: {e}"))
+        stalled(&e).unwrap_or_else(|| Error::BadRequest(format!("could not read the body: {e}")))
     })
     .await?;
     Ok(UploadBody {
@@ -92,6 +100,26 @@ async fn read_multipart(req: Request, max_bytes: u64) -> Result<UploadBody, Erro
     Err(Error::EmptyUpload)
 }
 
+/// The multipart upload path on a body given as chunks (as they might arrive off the
+/// wire), for the fuzz target and its regression replay: the same parser, part
+/// selection and limit as `POST /image`. Needs no runtime: nothing in it waits on I/O.
+pub async fn read_multipart_chunks(
+    content_type: &str,
+    chunks: Vec<Bytes>,
+    max_bytes: u64,
+) -> Result<UploadBody, Error> {
+    let body = Body::from_stream(futures_util::stream::iter(
+        chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
+    ));
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/image")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body)
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+    read_multipart(req, max_bytes).await
+}
+
 /// Whether a part carries an image (`image` or `file`).
 pub fn is_file_part(field: &Field<'_>) -> bool {
     field.name().is_some_and(|n| FILE_PARTS.contains(&n))
@@ -107,6 +135,8 @@ pub async fn read_part(field: Field<'_>, max_bytes: u64) -> Result<UploadBody, E
 pub fn part_error(e: MultipartError, max_bytes: u64) -> Error {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::TooLarge(max_bytes)
+    } else if let Some(timeout) = stalled(&e) {
+        timeout
     } else {
         Error::BadRequest(format!("malformed multipart body: {}", e.body_text()))
     }
@@ -131,6 +161,85 @@ where
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// The error a request body yields when the client sent nothing for the idle timeout.
+#[derive(Debug)]
+pub struct BodyStalled(Duration);
+
+impl std::fmt::Display for BodyStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the client sent nothing for {:?}", self.0)
+    }
+}
+
+impl std::error::Error for BodyStalled {}
+
+/// `request_timeout` when a body error was caused, however deeply wrapped (multipart,
+/// body limit), by [`BodyStalled`].
+fn stalled(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut source = Some(e);
+    while let Some(err) = source {
+        if let Some(BodyStalled(idle)) = err.downcast_ref::<BodyStalled>() {
+            return Some(Error::RequestTimeout(idle.as_secs().max(1)));
+        }
+        source = err.source();
+    }
+    None
+}
+
+/// Give a request body an idle timeout: when the handler waits for more body for
+/// `idle` and nothing arrives, the body ends with [`BodyStalled`]. Only time spent
+/// waiting on the client counts, so a handler that reads late is not penalised.
+/// `idle` of zero leaves the body as it is.
+pub fn with_idle_timeout(req: axum::http::Request<Incoming>, idle: Duration) -> Request {
+    if idle.is_zero() {
+        return req.map(Body::new);
+    }
+    req.map(|inner| {
+        Body::new(IdleTimeoutBody {
+            inner,
+            idle,
+            deadline: None,
+        })
+    })
+}
+
+struct IdleTimeoutBody {
+    inner: Incoming,
+    idle: Duration,
+    /// Armed when the handler starts waiting, cleared when a frame arrives.
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl hyper::body::Body for IdleTimeoutBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.deadline = None;
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let idle = this.idle;
+        let deadline = this
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+        ready!(deadline.as_mut().poll(cx));
+        Poll::Ready(Some(Err(Box::new(BodyStalled(idle)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Keep only the last path component, without control characters, bounded in length.

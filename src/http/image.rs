@@ -289,11 +289,16 @@ pub async fn original(
     responses(
         (status = 204, description = "deleted"),
         (status = 404, description = "not_found", body = ErrorBody),
+        (status = 405, description = "method_not_allowed: a variant URL (`{id}.{ext}`) cannot be deleted", body = ErrorBody),
     ))]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Error> {
+    // `/image/{id}.{ext}` shares this route; a variant is derived, not deletable.
+    if id.contains('.') {
+        return Err(Error::MethodNotAllowed);
+    }
     let id = parse_id(&id)?;
     if !state.images.exists(&id).await? {
         return Err(Error::NotFound);

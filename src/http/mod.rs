@@ -4,7 +4,7 @@
 mod ascii;
 mod auth;
 mod batch;
-mod body;
+pub mod body;
 mod compat;
 mod conditional;
 mod fetch;
@@ -12,6 +12,7 @@ mod image;
 mod openapi;
 mod ops;
 mod placeholder;
+mod playground;
 pub mod presets;
 pub mod rate_limit;
 pub mod signing;
@@ -30,7 +31,9 @@ use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -63,7 +66,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             // Parts are limited one by one; the whole stream is not buffered.
             post(batch::batch).layer(DefaultBodyLimit::disable()),
         )
-        .route("/", post(ascii::legacy_root))
+        .route("/", post(ascii::legacy_root).get(playground::root))
         .route("/ascii", post(ascii::post_ascii))
         .route("/image/{id}/ascii", get(ascii::stored_ascii))
         .route("/image/{id}/blurhash", get(placeholder::blurhash))
@@ -96,7 +99,10 @@ pub fn router(state: Arc<AppState>) -> Router {
 
     routes.layer(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(SetRequestIdLayer::new(
+                REQUEST_ID,
+                SequentialRequestId::new(),
+            ))
             .layer(TraceLayer::new_for_http().make_span_with(request_span))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(SetResponseHeaderLayer::overriding(
@@ -110,6 +116,32 @@ pub fn router(state: Arc<AppState>) -> Router {
             // images, which are already compressed.
             .layer(CompressionLayer::new().gzip(true)),
     )
+}
+
+/// Request ids `<random per process>-<counter>`: unique across restarts and nodes, and
+/// unlike a UUID v4 per request, no random-number syscall on every request.
+#[derive(Clone)]
+struct SequentialRequestId {
+    process: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SequentialRequestId {
+    fn new() -> Self {
+        let process = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        SequentialRequestId {
+            process: process.into(),
+            next: Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for SequentialRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}-{n}", self.process);
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
 }
 
 fn request_span(req: &Request) -> tracing::Span {

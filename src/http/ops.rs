@@ -49,23 +49,31 @@ pub struct Status {
 
 /// Counters for dashboards and humans.
 #[utoipa::path(get, path = "/status", tag = "operations", responses((status = 200, body = Status)))]
-pub async fn status(State(state): State<Arc<AppState>>) -> Json<Status> {
-    Json(Status {
+pub async fn status(State(state): State<Arc<AppState>>) -> Result<Json<Status>, Error> {
+    // Nodes sharing a bucket each count only their own uploads and deletes; the bucket
+    // knows the real number (one listing, fine for a status page).
+    let images = if state.config.shared_store() {
+        state.images.ids().await?.len() as u64
+    } else {
+        state.stats.images()
+    };
+    Ok(Json(Status {
         uploaded_count: state.stats.uploaded(),
         errors: state.stats.errors(),
-        images: state.stats.images(),
+        images,
         cache_bytes: state.variants.total_bytes(),
         uptime_s: state.stats.uptime().as_secs(),
         version: env!("CARGO_PKG_VERSION"),
         workers: state.config.worker_count(),
         queue: state.config.queue,
-    })
+    }))
 }
 
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String)))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    state.publish_cache_metrics();
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

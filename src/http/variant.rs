@@ -86,6 +86,9 @@ pub async fn render_variant(
 /// or a render that every concurrent caller shares.
 pub async fn variant_bytes(state: &AppState, req: &VariantRequest) -> Result<Bytes, Error> {
     if let Some(bytes) = state.variants.get(&req.id, &req.cache_key).await? {
+        if state.config.shared_store() && !still_stored(state, &req.id).await? {
+            return Err(Error::NotFound);
+        }
         state.telemetry.cache(true);
         return Ok(bytes);
     }
@@ -100,6 +103,17 @@ pub async fn variant_bytes(state: &AppState, req: &VariantRequest) -> Result<Byt
         .renders
         .run(flight_key, || render_and_cache(state, req))
         .await
+}
+
+/// Nodes sharing a bucket: whether the image was deleted through another node (then drop
+/// this node's cached variants of it).
+async fn still_stored(state: &AppState, id: &str) -> Result<bool, Error> {
+    let max_age = std::time::Duration::from_secs(state.config.presence_ttl_secs);
+    if state.images.recently_present(id, max_age).await? {
+        return Ok(true);
+    }
+    state.variants.remove_image(id).await?;
+    Ok(false)
 }
 
 /// Render `source` on the work pool (with the spec's watermark, if any) and record it.

@@ -26,6 +26,8 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Every key under `prefix`, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Every key under `prefix` with when it was last written (unix seconds).
+    async fn list_dated(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError>;
     /// Prove the store can be written and read right now (for `/ready`).
     async fn check(&self) -> Result<(), StoreError>;
 }
@@ -35,13 +37,26 @@ pub trait BlobStore: Send + Sync + 'static {
 pub struct ObjectBlobStore {
     inner: Arc<dyn ObjectStore>,
     timeout: Duration,
+    /// Local disk only: `put` writes under this root itself, durably ([`write_durably`]).
+    local_root: Option<std::path::PathBuf>,
 }
 
 const READY_PROBE_KEY: &str = ".ready-probe";
 
 impl ObjectBlobStore {
     pub fn new(inner: Arc<dyn ObjectStore>, timeout: Duration) -> Self {
-        ObjectBlobStore { inner, timeout }
+        ObjectBlobStore {
+            inner,
+            timeout,
+            local_root: None,
+        }
+    }
+
+    /// Write puts as files under `root` with fsync (the same layout `LocalFileSystem`
+    /// reads), so an acknowledged upload survives a crash or power loss.
+    pub fn durable_local(mut self, root: std::path::PathBuf) -> Self {
+        self.local_root = Some(root);
+        self
     }
 
     async fn timed<T>(
@@ -62,6 +77,18 @@ impl ObjectBlobStore {
 impl BlobStore for ObjectBlobStore {
     async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
         let path = Path::from(key);
+        if let Some(root) = &self.local_root {
+            let target = root.join(path.as_ref());
+            let write = tokio::task::spawn_blocking(move || write_durably(&target, &bytes));
+            return match tokio::time::timeout(self.timeout, write).await {
+                Ok(Ok(result)) => result.map_err(StoreError::from),
+                Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "no answer within {:?}",
+                    self.timeout
+                ))),
+            };
+        }
         self.timed(self.inner.put(&path, PutPayload::from(bytes)))
             .await
             .map(|_| ())
@@ -104,6 +131,20 @@ impl BlobStore for ObjectBlobStore {
         Ok(keys)
     }
 
+    async fn list_dated(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let prefix = Path::from(prefix);
+        self.timed(
+            self.inner
+                .list(Some(&prefix))
+                .map_ok(|meta| {
+                    let written = meta.last_modified.timestamp().max(0) as u64;
+                    (meta.location.to_string(), written)
+                })
+                .try_collect(),
+        )
+        .await
+    }
+
     async fn check(&self) -> Result<(), StoreError> {
         let probe = Bytes::from_static(b"ok");
         self.put(READY_PROBE_KEY, probe.clone()).await?;
@@ -114,24 +155,94 @@ impl BlobStore for ObjectBlobStore {
     }
 }
 
-/// Open the store named by `url` (`file:///path`), or local disk under `data_dir/store`.
+/// Open the store named by `url`: `s3://bucket/prefix`, `file:///path`, or by default
+/// local disk under `data_dir/store`. `options` override `AWS_*` settings for S3.
 pub fn open_blob_store(
     url: Option<&str>,
+    options: &[(String, String)],
     data_dir: &FsPath,
     timeout: Duration,
 ) -> anyhow::Result<Arc<dyn BlobStore>> {
+    if let Some(url) = url.filter(|u| u.starts_with("s3://")) {
+        let bucket = super::s3::open_s3(url, options, timeout)?;
+        return Ok(Arc::new(ObjectBlobStore::new(bucket, timeout)));
+    }
     let root = match url {
         None => data_dir.join("store"),
         Some(url) => match url.strip_prefix("file://") {
             Some(path) => path.into(),
             None => anyhow::bail!(
-                "unsupported store URL {url:?}: this build stores on local disk (file://…)"
+                "unsupported store URL {url:?}: use s3://bucket/prefix or file:///path"
             ),
         },
     };
     std::fs::create_dir_all(&root)?;
+    remove_staging_files(&root)?;
     let local = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
-    Ok(Arc::new(ObjectBlobStore::new(Arc::new(local), timeout)))
+    Ok(Arc::new(
+        ObjectBlobStore::new(Arc::new(local), timeout).durable_local(root),
+    ))
+}
+
+/// Write `bytes` to `target` so that, once this returns, the file survives a crash or
+/// power loss whole, and before it returns readers see the old state or nothing: a
+/// staging file `<target>#<digits>` (which `LocalFileSystem` never lists) is written and
+/// fsynced, renamed over `target`, then the directory is fsynced (and any directory
+/// created for it, so its entry is durable too).
+fn write_durably(target: &FsPath, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = target
+        .parent()
+        .ok_or_else(|| std::io::Error::other("a key needs a parent directory"))?;
+    let mut created = Vec::new();
+    let mut missing = Some(dir);
+    while let Some(d) = missing.filter(|d| !d.exists()) {
+        created.push(d);
+        missing = d.parent();
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut staging = target.as_os_str().to_owned();
+    staging.push(format!("#{}", uuid::Uuid::new_v4().as_u128()));
+    let staging = std::path::PathBuf::from(staging);
+    let written = (|| {
+        let mut file = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&staging)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&staging, target)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&staging);
+        return Err(e);
+    }
+    std::fs::File::open(dir)?.sync_all()?;
+    for d in created {
+        if let Some(parent) = d.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
+/// Remove staging files (`name#digits`) a crash left behind: no reader ever sees them,
+/// but they hold disk space. Runs once at start-up, before anything writes.
+fn remove_staging_files(root: &FsPath) -> std::io::Result<()> {
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            } else if name.to_string_lossy().contains('#') {
+                tracing::info!(file = %entry.path().display(), "removing a staging file left by a crash");
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn from_object_error(e: object_store::Error) -> StoreError {

@@ -3,6 +3,7 @@
 //! exactly when its metadata does.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -45,13 +46,35 @@ fn rfc3339_seconds<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::O
 #[derive(Clone)]
 pub struct ImageRepo {
     blobs: Arc<dyn BlobStore>,
+    /// When each id was last seen to exist, for [`ImageRepo::recently_present`].
+    seen: Arc<quick_cache::sync::Cache<String, Instant>>,
 }
 
 const META_PREFIX: &str = "meta";
 
 impl ImageRepo {
     pub fn new(blobs: Arc<dyn BlobStore>) -> Self {
-        ImageRepo { blobs }
+        ImageRepo {
+            blobs,
+            seen: Arc::new(quick_cache::sync::Cache::new(100_000)),
+        }
+    }
+
+    /// Whether the image exists, trusting a positive answer up to `max_age` old. Nodes
+    /// sharing a bucket use this before serving a cached variant, so an image deleted
+    /// through another node stops being served within `max_age` without a store round
+    /// trip on every cache hit.
+    pub async fn recently_present(&self, id: &str, max_age: Duration) -> Result<bool, StoreError> {
+        if self.seen.get(id).is_some_and(|at| at.elapsed() < max_age) {
+            return Ok(true);
+        }
+        let present = self.exists(id).await?;
+        if present {
+            self.seen.insert(id.to_owned(), Instant::now());
+        } else {
+            self.seen.remove(id);
+        }
+        Ok(present)
     }
 
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
@@ -96,6 +119,7 @@ impl ImageRepo {
 
     /// Remove an image: metadata first, so a half-finished delete leaves it invisible.
     pub async fn remove(&self, id: &str) -> Result<(), StoreError> {
+        self.seen.remove(id);
         self.blobs.delete(&Self::meta_key(id)).await?;
         self.blobs.delete(&Self::original_key(id)).await
     }

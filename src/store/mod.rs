@@ -2,14 +2,17 @@
 //! `object_store`), rendered variants in a local disk cache, and single-flight rendering.
 
 mod blob;
+mod hot;
 mod images;
+mod lru_index;
+mod s3;
 mod singleflight;
 mod variants;
 
 pub use blob::{open_blob_store, BlobStore, ObjectBlobStore};
 pub use images::{ImageMeta, ImageRepo};
 pub use singleflight::SingleFlight;
-pub use variants::VariantCache;
+pub use variants::{CacheLimits, VariantCache};
 
 /// Storage failures, as the HTTP layer needs to tell them apart.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -1,121 +1,308 @@
-//! The variant cache: rendered outputs as files on local disk, one directory per image,
-//! so a cache hit is one file read and deleting an image drops its variants with one
-//! directory removal. Writes go to a temp file in the same directory and are renamed
-//! into place, so a reader (or a crash) never sees a partial variant.
+//! The variant cache, in up to three tiers:
+//! 1. memory ([`HotCache`]): recently served variants, a hit costs no syscall;
+//! 2. local disk: one directory per image (so deleting an image drops its variants with
+//!    one directory removal), bounded by bytes with least-recently-used eviction;
+//! 3. the shared store (when originals live in a bucket): every node's renders land there,
+//!    so a variant rendered on one node is a download, not a render, on the others.
+//!
+//! Disk writes go to a temp file in the same directory and are renamed into place, so a
+//! reader (or a crash) never sees a partial variant. Variants are a cache: losing any
+//! tier only costs renders, so nothing here is fsynced.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::StoreError;
+use super::hot::HotCache;
+use super::lru_index::{Evicted, LruIndex};
+use super::{BlobStore, StoreError};
 
 /// Prefix of in-progress writes; anything with it is garbage after a restart.
 const TEMP_PREFIX: &str = ".tmp";
 
+/// Where variants live in the shared store.
+const SHARED_PREFIX: &str = "variants";
+
+/// Limits of the cache tiers.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheLimits {
+    /// Memory tier budget in bytes (0 switches it off).
+    pub memory_bytes: u64,
+    /// Local disk budget in bytes; least recently used files go first.
+    pub disk_bytes: u64,
+    /// Variants unused for this long are removed from every tier.
+    pub ttl: Option<Duration>,
+}
+
+/// Evictions since start, by cause (for `/metrics`).
+#[derive(Default)]
+pub struct Evictions {
+    pub size: AtomicU64,
+    pub ttl: AtomicU64,
+}
+
 pub struct VariantCache {
     root: PathBuf,
-    bytes: AtomicU64,
+    hot: HotCache,
+    index: Mutex<LruIndex>,
+    limits: CacheLimits,
+    shared: Option<Arc<dyn BlobStore>>,
+    pub evictions: Evictions,
 }
 
 impl VariantCache {
-    /// Open (creating) the cache under `root`, removing temp files a crash left behind
-    /// and counting what is there. Blocking: call at start-up.
-    pub fn open(root: PathBuf) -> std::io::Result<Self> {
+    /// Open (creating) the disk tier under `root`: remove temp files a crash left behind
+    /// and index what is there, oldest first by modification time. Blocking: call at
+    /// start-up.
+    pub fn open(
+        root: PathBuf,
+        limits: CacheLimits,
+        shared: Option<Arc<dyn BlobStore>>,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&root)?;
-        let mut total = 0;
-        walk_files(&root, &mut |path, len| {
+        let mut found = Vec::new();
+        walk_files(&root, &mut |path, meta| {
             let is_temp = path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with(TEMP_PREFIX));
             if is_temp {
                 let _ = std::fs::remove_file(path);
-            } else {
-                total += len;
+            } else if let Some(key) = relative_key(&root, path) {
+                let modified = meta.modified().map(unix_secs).unwrap_or(0);
+                found.push((modified, key, meta.len()));
             }
         })?;
-        Ok(VariantCache {
+        found.sort_unstable();
+        let mut index = LruIndex::default();
+        for (modified, key, size) in &found {
+            index.insert(key, *size, *modified);
+        }
+        let cache = VariantCache {
             root,
-            bytes: AtomicU64::new(total),
-        })
+            hot: HotCache::new(limits.memory_bytes),
+            index: Mutex::new(index),
+            limits,
+            shared,
+            evictions: Evictions::default(),
+        };
+        let over = cache.lock_index().evict_to(limits.disk_bytes);
+        cache
+            .evictions
+            .size
+            .fetch_add(over.len() as u64, Ordering::Relaxed);
+        cache.delete_files(&over);
+        Ok(cache)
     }
 
-    fn image_dir(&self, id: &str) -> PathBuf {
-        self.root.join(&id[..2]).join(id)
-    }
-
-    fn file(&self, id: &str, key: &str) -> PathBuf {
-        self.image_dir(id).join(key)
-    }
-
-    /// Total bytes of cached variants.
+    /// Bytes of variants on local disk.
     pub fn total_bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
+        self.lock_index().total_bytes()
     }
 
-    /// The cached bytes for `key` (a file name such as `3f2a….webp`), if present.
-    pub async fn get(&self, id: &str, key: &str) -> Result<Option<Bytes>, StoreError> {
-        match tokio::fs::read(self.file(id, key)).await {
-            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
+    /// Bytes held by the memory tier.
+    pub fn memory_bytes(&self) -> u64 {
+        self.hot.weight()
+    }
+
+    /// The cached bytes for `file` (a name such as `3f2a….webp`) of image `id`.
+    pub async fn get(&self, id: &str, file: &str) -> Result<Option<Bytes>, StoreError> {
+        let key = cache_key(id, file);
+        if let Some(bytes) = self.hot.get(&key) {
+            self.lock_index().touch(&key, now_secs());
+            return Ok(Some(bytes));
         }
-    }
-
-    /// Store `bytes` under `key` atomically.
-    pub async fn put(&self, id: &str, key: &str, bytes: Bytes) -> Result<(), StoreError> {
-        let dir = self.image_dir(id);
-        let target = self.file(id, key);
-        let len = bytes.len() as u64;
-        let replaced = tokio::task::spawn_blocking(move || -> std::io::Result<Option<u64>> {
-            std::fs::create_dir_all(&dir)?;
-            let previous = std::fs::metadata(&target).ok().map(|m| m.len());
-            let mut tmp = tempfile::Builder::new()
-                .prefix(TEMP_PREFIX)
-                .tempfile_in(&dir)?;
-            tmp.write_all(&bytes)?;
-            tmp.persist(&target).map_err(|e| e.error)?;
-            Ok(previous)
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
-        self.bytes.fetch_add(len, Ordering::Relaxed);
-        if let Some(old) = replaced {
-            self.bytes.fetch_sub(old, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    /// Drop every cached variant of an image.
-    pub async fn remove_image(&self, id: &str) -> Result<(), StoreError> {
-        let dir = self.image_dir(id);
-        let freed = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
-            let mut freed = 0;
-            match walk_files(&dir, &mut |_, len| freed += len) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-                other => other?,
+        match tokio::fs::read(self.root.join(&key)).await {
+            Ok(bytes) => {
+                let bytes = Bytes::from(bytes);
+                let mut index = self.lock_index();
+                if !index.touch(&key, now_secs()) {
+                    index.insert(&key, bytes.len() as u64, now_secs());
+                }
+                drop(index);
+                self.hot.insert(&key, &bytes);
+                return Ok(Some(bytes));
             }
-            std::fs::remove_dir_all(&dir)?;
-            Ok(freed)
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        match shared.get(&shared_key(&key)).await {
+            Ok(bytes) => {
+                self.put_local(&key, bytes.clone()).await?;
+                Ok(Some(bytes))
+            }
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Store `bytes` as `file` of image `id` in every tier.
+    pub async fn put(&self, id: &str, file: &str, bytes: Bytes) -> Result<(), StoreError> {
+        let key = cache_key(id, file);
+        if let Some(shared) = &self.shared {
+            // Two nodes rendering the same variant both write the same bytes: the object
+            // store keeps one whole object either way.
+            shared.put(&shared_key(&key), bytes.clone()).await?;
+        }
+        self.put_local(&key, bytes).await
+    }
+
+    async fn put_local(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        self.hot.insert(key, &bytes);
+        let target = self.root.join(key);
+        let len = bytes.len() as u64;
+        tokio::task::spawn_blocking(move || write_atomically(&target, &bytes))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        let evicted = {
+            let mut index = self.lock_index();
+            index.insert(key, len, now_secs());
+            index.evict_to(self.limits.disk_bytes)
+        };
+        if !evicted.is_empty() {
+            self.evictions
+                .size
+                .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+            self.delete_files_in_background(evicted);
+        }
+        Ok(())
+    }
+
+    /// Drop every cached variant of an image, in every tier.
+    pub async fn remove_image(&self, id: &str) -> Result<(), StoreError> {
+        let prefix = format!("{}/{id}/", &id[..2]);
+        self.hot.remove_prefix(&prefix);
+        self.lock_index()
+            .remove_where(|key| key.starts_with(&prefix));
+        let dir = self.root.join(&prefix);
+        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))??;
-        self.bytes
-            .fetch_sub(freed.min(self.total_bytes()), Ordering::Relaxed);
+        if let Some(shared) = &self.shared {
+            for key in shared.list(&shared_key(&prefix)).await? {
+                shared.delete(&key).await?;
+            }
+        }
         Ok(())
+    }
+
+    /// Apply the TTL: remove variants unused for longer than it from memory and disk,
+    /// and from the shared store those last written before it — except ones this node
+    /// used within the TTL, which it writes back so other nodes' sweeps keep them.
+    pub async fn expire(&self) -> Result<u64, StoreError> {
+        let Some(ttl) = self.limits.ttl else {
+            return Ok(0);
+        };
+        let cutoff = now_secs().saturating_sub(ttl.as_secs());
+        let stale = self.lock_index().expire_before(cutoff);
+        for gone in &stale {
+            self.hot.remove(&gone.key);
+        }
+        let mut expired = stale.len() as u64;
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || remove_files(&root, &stale))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        if let Some(shared) = &self.shared {
+            for (object, written) in shared.list_dated(SHARED_PREFIX).await? {
+                if written >= cutoff {
+                    continue;
+                }
+                let key = object
+                    .strip_prefix(SHARED_PREFIX)
+                    .unwrap_or(&object)
+                    .trim_start_matches('/');
+                let used_here = self.lock_index().get(key).is_some();
+                match tokio::fs::read(self.root.join(key)).await {
+                    Ok(bytes) if used_here => shared.put(&object, Bytes::from(bytes)).await?,
+                    _ => {
+                        shared.delete(&object).await?;
+                        expired += 1;
+                    }
+                }
+            }
+        }
+        self.evictions.ttl.fetch_add(expired, Ordering::Relaxed);
+        Ok(expired)
+    }
+
+    fn lock_index(&self) -> MutexGuard<'_, LruIndex> {
+        // The index holds no invariant a panic could break halfway: keep using it.
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn delete_files(&self, evicted: &[Evicted]) {
+        remove_files(&self.root, evicted);
+    }
+
+    fn delete_files_in_background(&self, evicted: Vec<Evicted>) {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || remove_files(&root, &evicted));
     }
 }
 
-fn walk_files(dir: &Path, visit: &mut dyn FnMut(&Path, u64)) -> std::io::Result<()> {
+/// The variant's path relative to the cache root: `ab/<id>/<file>`.
+fn cache_key(id: &str, file: &str) -> String {
+    format!("{}/{id}/{file}", &id[..2])
+}
+
+fn shared_key(key: &str) -> String {
+    format!("{SHARED_PREFIX}/{key}")
+}
+
+fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = target.parent().expect("cache keys have a directory");
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(target).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn remove_files(root: &Path, evicted: &[Evicted]) {
+    for gone in evicted {
+        let path = root.join(&gone.key);
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(error = %e, path = %path.display(), "could not evict a variant");
+            }
+        }
+    }
+}
+
+fn relative_key(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?.to_str()?;
+    Some(rel.replace(std::path::MAIN_SEPARATOR, "/"))
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn now_secs() -> u64 {
+    unix_secs(SystemTime::now())
+}
+
+fn walk_files(dir: &Path, visit: &mut dyn FnMut(&Path, &std::fs::Metadata)) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let meta = entry.metadata()?;
         if meta.is_dir() {
             walk_files(&entry.path(), visit)?;
         } else {
-            visit(&entry.path(), meta.len());
+            visit(&entry.path(), &meta);
         }
     }
     Ok(())
@@ -125,11 +312,17 @@ fn walk_files(dir: &Path, visit: &mut dyn FnMut(&Path, u64)) -> std::io::Result<
 mod tests {
     use super::*;
 
+    const UNBOUNDED: CacheLimits = CacheLimits {
+        memory_bytes: 1 << 20,
+        disk_bytes: u64::MAX,
+        ttl: None,
+    };
+
     #[tokio::test]
     async fn put_get_remove_and_temp_cleanup() {
         let dir = tempfile::tempdir().unwrap();
         let id = "ab".repeat(32);
-        let cache = VariantCache::open(dir.path().to_path_buf()).unwrap();
+        let cache = VariantCache::open(dir.path().to_path_buf(), UNBOUNDED, None).unwrap();
         assert!(cache.get(&id, "k.png").await.unwrap().is_none());
         cache
             .put(&id, "k.png", Bytes::from_static(b"12345"))
@@ -139,14 +332,103 @@ mod tests {
         assert_eq!(cache.total_bytes(), 5);
 
         // A crash mid-write leaves a temp file: reopening removes it and keeps the rest.
-        let stray = cache.image_dir(&id).join(".tmpXYZ");
+        let stray = dir.path().join(&id[..2]).join(&id).join(".tmpXYZ");
         std::fs::write(&stray, b"partial").unwrap();
-        let reopened = VariantCache::open(dir.path().to_path_buf()).unwrap();
+        let reopened = VariantCache::open(dir.path().to_path_buf(), UNBOUNDED, None).unwrap();
         assert!(!stray.exists());
         assert_eq!(reopened.total_bytes(), 5);
+        assert_eq!(reopened.get(&id, "k.png").await.unwrap().unwrap(), "12345");
 
         reopened.remove_image(&id).await.unwrap();
         assert!(reopened.get(&id, "k.png").await.unwrap().is_none());
         assert_eq!(reopened.total_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn disk_budget_evicts_the_least_recently_used_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = CacheLimits {
+            memory_bytes: 0,
+            disk_bytes: 250,
+            ttl: None,
+        };
+        let cache = VariantCache::open(dir.path().to_path_buf(), limits, None).unwrap();
+        let id = "cd".repeat(32);
+        for name in ["a", "b"] {
+            cache
+                .put(&id, name, Bytes::from(vec![1; 100]))
+                .await
+                .unwrap();
+        }
+        assert!(cache.get(&id, "a").await.unwrap().is_some()); // `b` is now the oldest
+        cache
+            .put(&id, "c", Bytes::from(vec![1; 100]))
+            .await
+            .unwrap();
+        assert_eq!(cache.total_bytes(), 200);
+        assert_eq!(cache.evictions.size.load(Ordering::Relaxed), 1);
+        // Deletion runs in the background; wait for the file to go.
+        let b = dir.path().join(cache_key(&id, "b"));
+        for _ in 0..100 {
+            if !b.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!b.exists());
+        assert!(cache.get(&id, "a").await.unwrap().is_some());
+        assert!(cache.get(&id, "c").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn reopening_over_budget_evicts_down_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "ef".repeat(32);
+        let cache = VariantCache::open(dir.path().to_path_buf(), UNBOUNDED, None).unwrap();
+        for name in ["a", "b", "c"] {
+            cache
+                .put(&id, name, Bytes::from(vec![1; 100]))
+                .await
+                .unwrap();
+        }
+        let limits = CacheLimits {
+            disk_bytes: 150,
+            ..UNBOUNDED
+        };
+        let smaller = VariantCache::open(dir.path().to_path_buf(), limits, None).unwrap();
+        assert_eq!(smaller.total_bytes(), 100);
+        let on_disk = std::fs::read_dir(dir.path().join(&id[..2]).join(&id))
+            .unwrap()
+            .count();
+        assert_eq!(on_disk, 1);
+    }
+
+    #[tokio::test]
+    async fn ttl_expires_unused_variants_from_memory_and_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = CacheLimits {
+            ttl: Some(Duration::from_secs(60)),
+            ..UNBOUNDED
+        };
+        let cache = VariantCache::open(dir.path().to_path_buf(), limits, None).unwrap();
+        let id = "01".repeat(32);
+        cache
+            .put(&id, "old", Bytes::from_static(b"o"))
+            .await
+            .unwrap();
+        cache
+            .put(&id, "new", Bytes::from_static(b"n"))
+            .await
+            .unwrap();
+        // Age `old` by rewriting its last use into the past.
+        {
+            let mut index = cache.lock_index();
+            let key = cache_key(&id, "old");
+            index.insert(&key, 1, now_secs() - 120);
+        }
+        assert_eq!(cache.expire().await.unwrap(), 1);
+        assert!(cache.get(&id, "old").await.unwrap().is_none());
+        assert_eq!(cache.get(&id, "new").await.unwrap().unwrap(), "n");
+        assert_eq!(cache.evictions.ttl.load(Ordering::Relaxed), 1);
     }
 }

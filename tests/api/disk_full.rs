@@ -62,7 +62,7 @@ async fn a_full_disk_gives_507_and_loses_nothing() {
         return;
     };
     let data_dir = disk.path.clone();
-    let server = TestServer::with(|c| c.data_dir = data_dir).await;
+    let server = TestServer::local(|c| c.data_dir = data_dir).await;
     // Fill the disk with ~300 KB uploads until it refuses.
     let mut stored = Vec::new();
     let mut refused = None;

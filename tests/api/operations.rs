@@ -16,7 +16,7 @@ async fn health_and_ready() {
 
 #[tokio::test]
 async fn ready_fails_when_storage_is_unusable() {
-    let server = TestServer::start().await;
+    let server = TestServer::local(|_| {}).await;
     // Make the store directory unwritable by replacing it with a file.
     let store = server.dir.path().join("store");
     std::fs::remove_dir_all(&store).unwrap();
@@ -169,4 +169,22 @@ async fn list_pages_through_everything_and_delete_removes_all_traces() {
         .await
         .unwrap();
     assert_error(again, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
+async fn a_variant_url_cannot_be_deleted() {
+    let server = TestServer::start().await;
+    let id = server.upload_corpus("png-rgba-alpha.png").await;
+    let resp = server
+        .client
+        .delete(server.url(&format!("/image/{id}.jpg")))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    assert_eq!(
+        server.get(&format!("/image/{id}")).await.status(),
+        StatusCode::OK,
+        "the image is still there"
+    );
 }

@@ -9,12 +9,22 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
+pub use crate::s3_server::S3Server;
+
 pub struct TestServer {
     pub base: String,
     pub client: Client,
     pub state: Arc<AppState>,
     pub dir: TempDir,
+    /// The S3-compatible server holding the store, when the suite runs against S3.
+    pub s3: Option<S3Server>,
     stop: Option<oneshot::Sender<()>>,
+}
+
+/// `PROGIMAGE_TEST_STORE=s3` runs the whole suite with originals, metadata and variants
+/// in a bucket of a real S3-compatible server on loopback (one per test server).
+pub fn suite_uses_s3() -> bool {
+    std::env::var("PROGIMAGE_TEST_STORE").is_ok_and(|v| v == "s3")
 }
 
 impl TestServer {
@@ -22,9 +32,34 @@ impl TestServer {
         TestServer::with(|_| {}).await
     }
 
+    /// A server on the suite's store (local disk, or S3 with `PROGIMAGE_TEST_STORE=s3`).
     pub async fn with(configure: impl FnOnce(&mut Config)) -> TestServer {
+        if !suite_uses_s3() {
+            return TestServer::on(None, "", configure).await;
+        }
+        let s3 = S3Server::start().await;
+        let mut server = TestServer::on(Some(&s3), "progimage", configure).await;
+        server.s3 = Some(s3);
+        server
+    }
+
+    /// A server on local disk whatever the suite's store (tests of the disk layout).
+    pub async fn local(configure: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::on(None, "", configure).await
+    }
+
+    /// A server storing in `s3` under `prefix` (nodes sharing a bucket pass the same).
+    pub async fn on(
+        s3: Option<&S3Server>,
+        prefix: &str,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::with_data_dir(dir.path());
+        if let Some(s3) = s3 {
+            config.store = Some(s3.store_url(prefix));
+            config.store_options = s3.store_options();
+        }
         configure(&mut config);
         let state = AppState::new(config).await.expect("state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -40,6 +75,7 @@ impl TestServer {
             client: Client::builder().no_gzip().build().expect("client"),
             state,
             dir,
+            s3: None,
             stop: Some(stop),
         }
     }
