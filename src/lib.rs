@@ -133,7 +133,31 @@ impl AppState {
     }
 }
 
+/// Name of the node-local copy of an original in its image's cache directory.
+const ORIGINAL_COPY: &str = "original";
+
 impl AppState {
+    /// An original's bytes. With a bucket, this node's variant cache keeps a copy (in the
+    /// image's cache directory, bounded and evicted like variants): an original never
+    /// changes for its id, so renders of a hot image don't download it every time.
+    pub async fn original(&self, id: &str) -> Result<Bytes, store::StoreError> {
+        if !self.config.shared_store() {
+            return self.images.original(id).await;
+        }
+        if let Some(bytes) = self.variants.get_local(id, ORIGINAL_COPY).await? {
+            return Ok(bytes);
+        }
+        let bytes = self.images.original(id).await?;
+        if let Err(e) = self
+            .variants
+            .put_local_copy(id, ORIGINAL_COPY, bytes.clone())
+            .await
+        {
+            tracing::warn!(error = %e, id, "could not keep a local copy of an original");
+        }
+        Ok(bytes)
+    }
+
     /// Copy the variant cache's sizes and eviction counts into the metrics.
     pub fn publish_cache_metrics(&self) {
         let evictions = &self.variants.evictions;

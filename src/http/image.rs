@@ -186,7 +186,7 @@ pub async fn variant(
         // own format, as metadata gives it, serves the original bytes.
         let meta = state.images.meta(&id).await?;
         if meta.format == own.name() {
-            let original = state.images.original(&id).await?;
+            let original = state.original(&id).await?;
             let etag = format!("\"{id}\"");
             return Ok(immutable_bytes(
                 headers,
@@ -274,7 +274,7 @@ pub async fn original(
 ) -> Result<Response, Error> {
     let id = parse_id(&id)?;
     let meta = state.images.meta(&id).await?;
-    let bytes = state.images.original(&id).await?;
+    let bytes = state.original(&id).await?;
     Ok(immutable_bytes(
         &headers,
         &format!("\"{id}\""),

@@ -52,7 +52,7 @@ pub async fn blurhash(
 async fn compute(state: &AppState, id: &str) -> Result<Bytes, Error> {
     let meta = state.images.meta(id).await?;
     state.rate_limit.check()?;
-    let original = state.images.original(id).await?;
+    let original = state.original(id).await?;
     let limits = state.limits;
     let hash = state
         .pool

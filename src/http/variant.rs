@@ -94,7 +94,7 @@ pub async fn variant_bytes(state: &AppState, req: &VariantRequest) -> Result<Byt
     }
     let meta = state.images.meta(&req.id).await?;
     if req.spec.is_identity() && meta.format == req.format.name() {
-        return Ok(state.images.original(&req.id).await?);
+        return Ok(state.original(&req.id).await?);
     }
     state.telemetry.cache(false);
     state.rate_limit.check()?;
@@ -125,7 +125,7 @@ pub async fn render_on_pool(
 ) -> Result<Bytes, Error> {
     let watermark = match &spec.watermark {
         None => None,
-        Some(id) => match state.images.original(id).await {
+        Some(id) => match state.original(id).await {
             Ok(bytes) => Some(bytes),
             Err(StoreError::NotFound) => {
                 return Err(Error::BadTransform(format!(
@@ -152,7 +152,7 @@ pub async fn render_on_pool(
 }
 
 async fn render_and_cache(state: &AppState, req: &VariantRequest) -> Result<Bytes, Error> {
-    let original = state.images.original(&req.id).await?;
+    let original = state.original(&req.id).await?;
     let bytes = render_on_pool(state, original, req.spec.clone(), req.format).await?;
     if let Err(e) = state
         .variants

@@ -112,23 +112,8 @@ impl VariantCache {
     /// The cached bytes for `file` (a name such as `3f2a….webp`) of image `id`.
     pub async fn get(&self, id: &str, file: &str) -> Result<Option<Bytes>, StoreError> {
         let key = cache_key(id, file);
-        if let Some(bytes) = self.hot.get(&key) {
-            self.lock_index().touch(&key, now_secs());
+        if let Some(bytes) = self.get_here(&key).await? {
             return Ok(Some(bytes));
-        }
-        match tokio::fs::read(self.root.join(&key)).await {
-            Ok(bytes) => {
-                let bytes = Bytes::from(bytes);
-                let mut index = self.lock_index();
-                if !index.touch(&key, now_secs()) {
-                    index.insert(&key, bytes.len() as u64, now_secs());
-                }
-                drop(index);
-                self.hot.insert(&key, &bytes);
-                return Ok(Some(bytes));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
         }
         let Some(shared) = &self.shared else {
             return Ok(None);
@@ -140,6 +125,43 @@ impl VariantCache {
             }
             Err(StoreError::NotFound) => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Like [`VariantCache::get`], from this node's memory and disk only.
+    pub async fn get_local(&self, id: &str, file: &str) -> Result<Option<Bytes>, StoreError> {
+        self.get_here(&cache_key(id, file)).await
+    }
+
+    /// Keep `bytes` in this node's memory and disk tiers only (a node-local copy of
+    /// something the shared store already holds, such as an original).
+    pub async fn put_local_copy(
+        &self,
+        id: &str,
+        file: &str,
+        bytes: Bytes,
+    ) -> Result<(), StoreError> {
+        self.put_local(&cache_key(id, file), bytes).await
+    }
+
+    async fn get_here(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        if let Some(bytes) = self.hot.get(key) {
+            self.lock_index().touch(key, now_secs());
+            return Ok(Some(bytes));
+        }
+        match tokio::fs::read(self.root.join(key)).await {
+            Ok(bytes) => {
+                let bytes = Bytes::from(bytes);
+                let mut index = self.lock_index();
+                if !index.touch(key, now_secs()) {
+                    index.insert(key, bytes.len() as u64, now_secs());
+                }
+                drop(index);
+                self.hot.insert(key, &bytes);
+                Ok(Some(bytes))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 

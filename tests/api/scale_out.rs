@@ -44,6 +44,15 @@ async fn two_nodes_serve_each_others_images_and_deletes() {
     let variant = format!("/image/{id}.webp?w=120");
     let from_b = b.bytes(&variant).await;
     assert_eq!(renders(&b).await, 1.0);
+    // B keeps a local copy of the original for its next renders of this image.
+    let copy = b
+        .dir
+        .path()
+        .join("cache")
+        .join(&id[..2])
+        .join(&id)
+        .join("original");
+    assert_eq!(std::fs::read(&copy).expect("local copy"), corpus(PHOTO));
     // The render landed in the bucket, so A downloads it instead of rendering.
     assert_eq!(s3.objects(&format!("{PREFIX}/variants")).len(), 1);
     assert_eq!(a.bytes(&variant).await, from_b);
