@@ -13,7 +13,7 @@ use progimage_client::{
 use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{corpus, corpus_dir, TestServer};
+use crate::support::{corpus, corpus_dir, upload_id, TestServer};
 
 const PNG: &str = "png-rgba-alpha.png";
 const GIF: &str = "gif-static.gif";
@@ -176,12 +176,7 @@ async fn errors_carry_the_server_code_status_and_message() {
             "too_many_pixels".to_owned()
         )
     );
-    let id = client
-        .upload_bytes(corpus(GIF), None)
-        .await
-        .unwrap()
-        .image
-        .id;
+    let id = upload_id(&client, GIF).await;
     let bad = Transform::new().blur(0.0).format(Format::Png);
     let e = client.get(&id, &bad).await.unwrap_err();
     assert_eq!(e.code(), Some("bad_transform"));
@@ -257,18 +252,8 @@ fn rich_transform(wm: &str) -> Transform {
 async fn transform_urls_are_the_servers_canonical_spelling() {
     let server = TestServer::start().await;
     let client = server.client();
-    let id = client
-        .upload_bytes(corpus(PNG), None)
-        .await
-        .unwrap()
-        .image
-        .id;
-    let mark = client
-        .upload_bytes(corpus(GIF), None)
-        .await
-        .unwrap()
-        .image
-        .id;
+    let id = upload_id(&client, PNG).await;
+    let mark = upload_id(&client, GIF).await;
     let t = rich_transform(&mark);
 
     // The server's own canonical URL for the same variant (from a JSON batch) is ours.
@@ -303,18 +288,8 @@ async fn signed_urls_are_accepted_and_tampering_is_refused() {
         .signing_key("s3cret")
         .build()
         .unwrap();
-    let id = client
-        .upload_bytes(corpus(PNG), None)
-        .await
-        .unwrap()
-        .image
-        .id;
-    let mark = client
-        .upload_bytes(corpus(GIF), None)
-        .await
-        .unwrap()
-        .image
-        .id;
+    let id = upload_id(&client, PNG).await;
+    let mark = upload_id(&client, GIF).await;
 
     for t in [
         Transform::new()
@@ -389,12 +364,7 @@ async fn signed_urls_are_accepted_and_tampering_is_refused() {
 async fn ascii_of_stored_and_local_images() {
     let server = TestServer::start().await;
     let client = server.client();
-    let id = client
-        .upload_bytes(corpus(JPEG), None)
-        .await
-        .unwrap()
-        .image
-        .id;
+    let id = upload_id(&client, JPEG).await;
 
     let art = client.ascii(&id, &Ascii::new(40)).await.unwrap();
     // 320x240: rows = floor(40 * 240 / 320 * 0.5) = 15.
@@ -449,14 +419,7 @@ async fn list_streams_every_page() {
     ];
     let mut ids = BTreeSet::new();
     for name in names {
-        ids.insert(
-            client
-                .upload_bytes(corpus(name), None)
-                .await
-                .unwrap()
-                .image
-                .id,
-        );
+        ids.insert(upload_id(&client, name).await);
     }
 
     let first = client.list_page(None, 3).await.unwrap();
@@ -553,18 +516,8 @@ async fn batch_upload_skips_known_files_and_reports_each_item() {
 async fn batch_variants_render_every_pair() {
     let server = TestServer::start().await;
     let client = server.client();
-    let a = client
-        .upload_bytes(corpus(PNG), None)
-        .await
-        .unwrap()
-        .image
-        .id;
-    let b = client
-        .upload_bytes(corpus(GIF), None)
-        .await
-        .unwrap()
-        .image
-        .id;
+    let a = upload_id(&client, PNG).await;
+    let b = upload_id(&client, GIF).await;
     let variants = [
         Transform::new().width(20).format(Format::Webp),
         Transform::new().format(Format::Png),

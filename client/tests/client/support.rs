@@ -93,3 +93,13 @@ pub fn corpus_dir() -> PathBuf {
 pub fn corpus(name: &str) -> Vec<u8> {
     std::fs::read(corpus_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
+
+/// Upload a corpus file through the client and return the stored id.
+pub async fn upload_id(client: &Client, name: &str) -> String {
+    client
+        .upload_bytes(corpus(name), None)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .image
+        .id
+}
