@@ -14,7 +14,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::support::{corpus, decode_png};
+use crate::support::{corpus, decode_png, files_under};
 
 /// A tiny deterministic generator (xorshift64*), enough for test inputs and timings.
 pub struct XorShift(u64);
@@ -116,23 +116,13 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// Files whose names mark an unfinished write: object_store / our staging (`#`), the
 /// variant cache's temp files (`.tmp*`).
 fn staging_files(root: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if name.contains('#') || name.starts_with(".tmp") {
-                found.push(path);
-            }
-        }
-    }
-    found
+    files_under(root)
+        .into_iter()
+        .filter(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.contains('#') || name.starts_with(".tmp")
+        })
+        .collect()
 }
 
 /// What the test knows: acknowledged uploads (id → bytes) and variants asked for.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::support::TestServer;
+use crate::support::{files_under, TestServer};
 
 const PHOTO: &str = "photo-3mp-canon-exif6.jpg";
 
@@ -16,20 +16,11 @@ async fn renders(server: &TestServer) -> f64 {
 }
 
 fn remove_cached_files(server: &TestServer) -> usize {
-    let mut removed = 0;
-    let mut stack = vec![server.dir.path().join("cache")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("cache dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                std::fs::remove_file(&path).expect("remove");
-                removed += 1;
-            }
-        }
+    let files = files_under(&server.dir.path().join("cache"));
+    for file in &files {
+        std::fs::remove_file(file).expect("remove");
     }
-    removed
+    files.len()
 }
 
 #[tokio::test]

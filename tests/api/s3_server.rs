@@ -97,21 +97,7 @@ impl S3Server {
 
     /// Objects under `prefix` in the bucket, as files of the backing directory.
     pub fn objects(&self, prefix: &str) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.root.path().join(BUCKET).join(prefix)];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    out.push(path);
-                }
-            }
-        }
+        let mut out = crate::support::files_under(&self.root.path().join(BUCKET).join(prefix));
         out.sort();
         out
     }

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::support::{corpus, TestServer};
+use crate::support::{corpus, files_under, TestServer};
 
 /// Every test finishes well inside this, or fails.
 const BOUND: Duration = Duration::from_secs(60);
@@ -63,22 +63,11 @@ async fn assert_idle_and_serving(server: &TestServer) {
 
 /// Every file under the store and the cache: leftovers of a stored or half-stored upload.
 fn stored_files(root: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if !path.ends_with(".ready-probe") {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
+    files_under(root)
+        .into_iter()
+        .filter(|path| !path.ends_with(".ready-probe"))
+        .map(|path| path.display().to_string())
+        .collect()
 }
 
 #[tokio::test]
