@@ -90,6 +90,11 @@ pub struct Config {
     #[arg(long, env = "PROGIMAGE_HOT_CACHE_BYTES", default_value_t = 128 * 1024 * 1024)]
     pub hot_cache_bytes: u64,
 
+    /// Memory for originals being rendered from, in bytes: concurrent renders of one
+    /// image share one copy (0 turns it off).
+    #[arg(long, env = "PROGIMAGE_ORIGINALS_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub originals_cache_bytes: u64,
+
     /// Local disk budget for cached variants, in bytes; least recently used go first.
     #[arg(long, env = "PROGIMAGE_CACHE_MAX_BYTES", default_value_t = 10 * 1024 * 1024 * 1024)]
     pub cache_max_bytes: u64,

@@ -20,7 +20,7 @@ use bytes::Bytes;
 pub use config::Config;
 use error::Error;
 use imaging::DecodeLimits;
-use store::{open_blob_store, CacheLimits, ImageRepo, SingleFlight, VariantCache};
+use store::{open_blob_store, CacheLimits, HotCache, ImageRepo, SingleFlight, VariantCache};
 use telemetry::Telemetry;
 use work::WorkPool;
 
@@ -29,6 +29,9 @@ pub struct AppState {
     pub config: Config,
     pub images: ImageRepo,
     pub variants: VariantCache,
+    /// Originals recently rendered from, so concurrent renders of one image share one
+    /// copy in memory instead of each reading (and holding) its own.
+    pub originals: HotCache,
     pub pool: WorkPool,
     pub telemetry: Telemetry,
     /// Renders in progress, keyed by image id and variant file name.
@@ -109,6 +112,10 @@ impl AppState {
             config.fetch_max_redirects,
             config.max_upload_bytes,
         )?;
+        let originals = HotCache::new(
+            config.originals_cache_bytes,
+            (config.originals_cache_bytes / 2) as usize,
+        );
         let state = Arc::new(AppState {
             limits: DecodeLimits::for_pixels(config.max_pixels),
             presets: http::presets::Presets::parse(&config.presets, config.presets_only)?,
@@ -116,6 +123,7 @@ impl AppState {
             config,
             images,
             variants,
+            originals,
             pool,
             telemetry,
             renders: SingleFlight::default(),
@@ -141,6 +149,16 @@ impl AppState {
     /// image's cache directory, bounded and evicted like variants): an original never
     /// changes for its id, so renders of a hot image don't download it every time.
     pub async fn original(&self, id: &str) -> Result<Bytes, store::StoreError> {
+        if let Some(bytes) = self.originals.get(id) {
+            return Ok(bytes);
+        }
+        let bytes = self.load_original(id).await?;
+        self.originals.insert(id, &bytes);
+        Ok(bytes)
+    }
+
+    async fn load_original(&self, id: &str) -> Result<Bytes, store::StoreError> {
+        self.telemetry.original_loaded();
         if !self.config.shared_store() {
             return self.images.original(id).await;
         }
@@ -156,6 +174,13 @@ impl AppState {
             tracing::warn!(error = %e, id, "could not keep a local copy of an original");
         }
         Ok(bytes)
+    }
+
+    /// Drop everything this node holds for a deleted image: cached variants in every
+    /// tier and its original in memory.
+    pub async fn forget_image(&self, id: &str) -> Result<(), store::StoreError> {
+        self.originals.remove(id);
+        self.variants.remove_image(id).await
     }
 
     /// Copy the variant cache's sizes and eviction counts into the metrics.

@@ -131,6 +131,11 @@ impl Telemetry {
         });
     }
 
+    /// An original read from the store (or this node's disk copy), not from memory.
+    pub fn original_loaded(&self) {
+        self.with(|| counter!("progimage_original_loads_total").increment(1));
+    }
+
     /// A job refused because the work queue was full.
     pub fn shed(&self) {
         self.with(|| counter!("progimage_work_shed_total").increment(1));

@@ -304,7 +304,7 @@ pub async fn delete(
         return Err(Error::NotFound);
     }
     state.images.remove(&id).await?;
-    state.variants.remove_image(&id).await?;
+    state.forget_image(&id).await?;
     state.stats.record_delete();
     Ok(StatusCode::NO_CONTENT)
 }

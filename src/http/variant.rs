@@ -112,7 +112,7 @@ async fn still_stored(state: &AppState, id: &str) -> Result<bool, Error> {
     if state.images.recently_present(id, max_age).await? {
         return Ok(true);
     }
-    state.variants.remove_image(id).await?;
+    state.forget_image(id).await?;
     Ok(false)
 }
 
@@ -165,7 +165,7 @@ async fn render_and_cache(state: &AppState, req: &VariantRequest) -> Result<Byte
     // A DELETE that ran during the render removed the cache directory before this write
     // recreated it; drop the orphan so a deleted image never serves variants.
     if !state.images.exists(&req.id).await? {
-        state.variants.remove_image(&req.id).await?;
+        state.forget_image(&req.id).await?;
         return Err(Error::NotFound);
     }
     Ok(bytes)

@@ -1,6 +1,6 @@
-//! The memory tier of the variant cache: recently served variants as shared `Bytes`, so a
-//! hot hit costs a hash lookup and a reference-count increment — no file open, no read,
-//! no blocking-pool hop. Bounded by bytes; quick_cache's S3-FIFO policy keeps a scan of
+//! Byte-bounded memory caches of shared `Bytes`: the memory tier of the variant cache
+//! (a hot hit costs a hash lookup and a reference-count increment — no file open, no
+//! read, no blocking-pool hop) and the recently rendered originals. Bounded by bytes; quick_cache's S3-FIFO policy keeps a scan of
 //! one-off variants from flushing the popular ones.
 
 use bytes::Bytes;
@@ -9,7 +9,7 @@ use quick_cache::Weighter;
 
 /// Variants larger than this are served from disk only: a few big renders must not evict
 /// hundreds of thumbnails, and large bodies gain little from skipping one file read.
-const MAX_ITEM_BYTES: usize = 1024 * 1024;
+pub const MAX_VARIANT_BYTES: usize = 1024 * 1024;
 
 /// Per-entry bookkeeping counted against the budget on top of the bytes themselves.
 const ENTRY_OVERHEAD: u64 = 128;
@@ -28,17 +28,23 @@ impl Weighter<String, Bytes> for ByBytes {
 pub struct HotCache {
     /// None when the budget is 0 (the memory tier is switched off).
     cache: Option<Cache<String, Bytes, ByBytes>>,
+    max_item: usize,
 }
 
 impl HotCache {
-    pub fn new(budget_bytes: u64) -> Self {
+    /// A cache of at most `budget_bytes`, holding items of at most `max_item` bytes.
+    pub fn new(budget_bytes: u64, max_item: usize) -> Self {
         if budget_bytes == 0 {
-            return HotCache { cache: None };
+            return HotCache {
+                cache: None,
+                max_item,
+            };
         }
         // quick_cache sizes its tables from an item estimate; 16 KiB is a typical thumbnail.
         let estimated_items = (budget_bytes / (16 * 1024)).clamp(64, 1 << 20) as usize;
         HotCache {
             cache: Some(Cache::with_weighter(estimated_items, budget_bytes, ByBytes)),
+            max_item,
         }
     }
 
@@ -48,7 +54,7 @@ impl HotCache {
 
     pub fn insert(&self, key: &str, bytes: &Bytes) {
         let Some(cache) = &self.cache else { return };
-        if bytes.len() > MAX_ITEM_BYTES {
+        if bytes.len() > self.max_item {
             return;
         }
         cache.insert(key.to_owned(), bytes.clone());
@@ -79,7 +85,7 @@ mod tests {
 
     #[test]
     fn budget_bounds_the_bytes_held_and_delete_drops_an_image() {
-        let hot = HotCache::new(64 * 1024);
+        let hot = HotCache::new(64 * 1024, MAX_VARIANT_BYTES);
         for i in 0..100 {
             hot.insert(&format!("aa/a/{i}.png"), &Bytes::from(vec![0u8; 4096]));
         }
@@ -94,10 +100,10 @@ mod tests {
 
     #[test]
     fn large_items_and_a_zero_budget_are_not_held() {
-        let hot = HotCache::new(64 * 1024 * 1024);
-        hot.insert("big.png", &Bytes::from(vec![0u8; MAX_ITEM_BYTES + 1]));
+        let hot = HotCache::new(64 * 1024 * 1024, MAX_VARIANT_BYTES);
+        hot.insert("big.png", &Bytes::from(vec![0u8; MAX_VARIANT_BYTES + 1]));
         assert!(hot.get("big.png").is_none());
-        let off = HotCache::new(0);
+        let off = HotCache::new(0, MAX_VARIANT_BYTES);
         off.insert("k.png", &Bytes::from_static(b"x"));
         assert!(off.get("k.png").is_none());
     }

@@ -10,6 +10,7 @@ mod singleflight;
 mod variants;
 
 pub use blob::{open_blob_store, BlobStore, ObjectBlobStore};
+pub use hot::HotCache;
 pub use images::{ImageMeta, ImageRepo};
 pub use singleflight::SingleFlight;
 pub use variants::{CacheLimits, VariantCache};

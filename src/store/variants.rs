@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::hot::HotCache;
+use super::hot::{HotCache, MAX_VARIANT_BYTES};
 use super::lru_index::{Evicted, LruIndex};
 use super::{BlobStore, StoreError};
 
@@ -84,7 +84,7 @@ impl VariantCache {
         }
         let cache = VariantCache {
             root,
-            hot: HotCache::new(limits.memory_bytes),
+            hot: HotCache::new(limits.memory_bytes, MAX_VARIANT_BYTES),
             index: Mutex::new(index),
             limits,
             shared,

@@ -118,3 +118,21 @@ async fn unused_variants_expire_after_the_ttl_and_originals_stay() {
     server.bytes(&path).await;
     assert_eq!(renders(&server).await, 2.0, "rendered again after expiry");
 }
+
+#[tokio::test]
+async fn renders_of_one_image_share_its_original_in_memory() {
+    let server = TestServer::start().await;
+    let id = server.upload_corpus(PHOTO).await;
+    for w in [40, 50, 60, 70] {
+        server.bytes(&format!("/image/{id}.png?w={w}")).await;
+    }
+    assert_eq!(renders(&server).await, 4.0);
+    assert_eq!(server.metric("progimage_original_loads_total").await, 1.0);
+
+    let off = TestServer::with(|c| c.originals_cache_bytes = 0).await;
+    let id = off.upload_corpus(PHOTO).await;
+    for w in [40, 50] {
+        off.bytes(&format!("/image/{id}.png?w={w}")).await;
+    }
+    assert_eq!(off.metric("progimage_original_loads_total").await, 2.0);
+}
