@@ -34,10 +34,20 @@ pub fn encode(
     let result = match format {
         Format::Jpeg => {
             let q = spec.quality.unwrap_or(DEFAULT_JPEG_QUALITY);
-            let enc = JpegEncoder::new_with_quality(&mut out, q);
-            match img {
-                DynamicImage::ImageLuma8(gray) => gray.write_with_encoder(enc),
-                _ => flatten(img, bg).write_with_encoder(enc),
+            let fast = match img {
+                DynamicImage::ImageLuma8(gray) => super::jpeg_encode::encode_gray(gray, q),
+                _ => super::jpeg_encode::encode_rgb(&flatten(img, bg), q),
+            };
+            match fast {
+                Some(bytes) => return Ok(bytes),
+                // libjpeg refused (it should not): the pure-Rust encoder as a fallback.
+                None => {
+                    let enc = JpegEncoder::new_with_quality(&mut out, q);
+                    match img {
+                        DynamicImage::ImageLuma8(gray) => gray.write_with_encoder(enc),
+                        _ => flatten(img, bg).write_with_encoder(enc),
+                    }
+                }
             }
         }
         Format::Png => img.write_with_encoder(PngEncoder::new_with_quality(

@@ -7,6 +7,7 @@ mod decode;
 mod encode;
 mod format;
 mod jpeg;
+mod jpeg_encode;
 mod jxl;
 mod ops;
 mod output;
