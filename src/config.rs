@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "progimage", version, about = "A fast, safe image service")]
@@ -158,7 +158,11 @@ impl Config {
     /// A configuration with every default and the given data directory (for tests and
     /// embedding).
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
-        let mut config = Config::parse_from(["progimage"]);
+        // Every default, and nothing from the `PROGIMAGE_*` environment: an embedding
+        // program's (or a developer's shell's) settings must not leak into this config.
+        let command = Config::command().mut_args(|arg| arg.env(None::<&str>));
+        let matches = command.get_matches_from(["progimage"]);
+        let mut config = Config::from_arg_matches(&matches).expect("the defaults parse");
         config.data_dir = data_dir.into();
         config
     }
@@ -183,6 +187,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_for_embedding_ignores_the_environment() {
+        // Set for this process only; no other test reads it.
+        std::env::set_var("PROGIMAGE_QUEUE", "7");
+        let config = Config::with_data_dir("/tmp/x");
+        std::env::remove_var("PROGIMAGE_QUEUE");
+        assert_eq!(config.queue, 64);
+    }
 
     #[test]
     fn durations_take_a_unit_or_seconds() {
