@@ -3,6 +3,8 @@
 # ---- build ----------------------------------------------------------------------------
 FROM rust:1-bookworm AS builder
 WORKDIR /src
+# nasm: libjpeg-turbo's SIMD (about 25% faster decoding of mid-size JPEGs).
+RUN apt-get update && apt-get install -y --no-install-recommends nasm && rm -rf /var/lib/apt/lists/*
 COPY . .
 # The cache mounts keep the crate registry and target/ between builds; the binary is
 # copied out in the same step because target/ is not part of the image layer.

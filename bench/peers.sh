@@ -48,7 +48,7 @@ apt_install() { # packages...
 need_pkgs=()
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need_pkgs+=(nginx)
 for pair in wrk:wrk vipsthumbnail:libvips-tools vips:libvips-tools vipsheader:libvips-tools \
-            jp2a:jp2a hyperfine:hyperfine djpeg:libjpeg-turbo-progs curl:curl ps:procps; do
+            jp2a:jp2a hyperfine:hyperfine djpeg:libjpeg-turbo-progs curl:curl ps:procps nasm:nasm; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need_pkgs+=("${pair#*:}")
 done
 if ((${#need_pkgs[@]})); then
@@ -70,6 +70,13 @@ else
   want s3 && [[ "$S3" == 1 ]] && examples+=(--example s3_server)
   log "cargo build --release --bin progimage ${examples[*]} (target dir $TARGET_DIR)"
   (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --bin progimage "${examples[@]}")
+  # libjpeg-turbo's SIMD needs nasm when mozjpeg-sys is built; a target dir built before
+  # nasm was installed keeps the plain-C build until that crate is rebuilt.
+  if ! grep -q -a jsimd_idct_islow_avx2 "$PROGIMAGE"; then
+    log "the binary has libjpeg-turbo without SIMD (built before nasm was installed): rebuilding mozjpeg-sys"
+    (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo clean --release -p mozjpeg-sys \
+      && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --bin progimage "${examples[@]}")
+  fi
 fi
 [[ -x "$PROGIMAGE" ]] || die "missing $PROGIMAGE (build it, or point BENCH_TARGET_DIR at a target dir that has it)"
 [[ -x "$THUMB" ]] || die "missing $THUMB"
