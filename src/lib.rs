@@ -242,7 +242,7 @@ pub async fn serve(
     });
     let header_timeout = state.config.header_timeout;
     let body_idle = state.config.body_idle_timeout;
-    let router = app(state);
+    let router = app(state.clone());
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(hyper_util::rt::TokioTimer::new())
@@ -263,11 +263,20 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let state = state.clone();
         let service = hyper::service::service_fn(move |req| {
-            let mut req = http::body::with_idle_timeout(req, body_idle);
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            tower::ServiceExt::oneshot(router.clone(), req)
+            let router = router.clone();
+            let state = state.clone();
+            async move {
+                // Hits in the memory tier skip the router (see `http::hot_hits`).
+                if let Some(response) = http::hot_hits::answer(&state, &req).await {
+                    return Ok(response);
+                }
+                let mut req = http::body::with_idle_timeout(req, body_idle);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                tower::ServiceExt::oneshot(router, req).await
+            }
         });
         let connection =
             graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service));

@@ -20,6 +20,9 @@ pub struct Telemetry {
     /// Request counter and histogram per (route, method, status), registered once: a
     /// lookup by hash instead of building label strings on every request.
     request_series: Arc<RwLock<HashMap<u64, (Counter, Histogram)>>>,
+    /// Registered once for the same reason: every variant request counts one of them.
+    cache_hits: Counter,
+    cache_misses: Counter,
 }
 
 impl Default for Telemetry {
@@ -29,10 +32,18 @@ impl Default for Telemetry {
             .expect("bucket list is non-empty")
             .build_recorder();
         let handle = recorder.handle();
+        let (cache_hits, cache_misses) = metrics::with_local_recorder(&recorder, || {
+            (
+                counter!("progimage_cache_hits_total"),
+                counter!("progimage_cache_misses_total"),
+            )
+        });
         Telemetry {
             recorder: Arc::new(recorder),
             handle,
             request_series: Arc::default(),
+            cache_hits,
+            cache_misses,
         }
     }
 }
@@ -100,13 +111,11 @@ impl Telemetry {
     }
 
     pub fn cache(&self, hit: bool) {
-        self.with(|| {
-            if hit {
-                counter!("progimage_cache_hits_total").increment(1);
-            } else {
-                counter!("progimage_cache_misses_total").increment(1);
-            }
-        });
+        if hit {
+            self.cache_hits.increment(1);
+        } else {
+            self.cache_misses.increment(1);
+        }
     }
 
     /// One variant rendered (decode + transform + encode).

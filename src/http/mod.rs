@@ -8,6 +8,7 @@ pub mod body;
 mod compat;
 mod conditional;
 mod fetch;
+pub(crate) mod hot_hits;
 mod image;
 mod openapi;
 mod ops;
@@ -42,7 +43,7 @@ pub use openapi::ApiDoc;
 use crate::error::Error;
 use crate::AppState;
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Room for multipart boundaries and part headers on top of the image byte limit.
 pub(crate) const MULTIPART_OVERHEAD: u64 = 64 * 1024;
@@ -99,10 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 
     routes.layer(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::new(
-                REQUEST_ID,
-                SequentialRequestId::new(),
-            ))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, SequentialRequestId))
             .layer(TraceLayer::new_for_http().make_span_with(request_span))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(SetResponseHeaderLayer::overriding(
@@ -119,28 +117,25 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Request ids `<random per process>-<counter>`: unique across restarts and nodes, and
-/// unlike a UUID v4 per request, no random-number syscall on every request.
+/// unlike a UUID v4 per request, no random-number syscall on every request. One sequence
+/// per process, shared by the router and the hot-hit fast path.
 #[derive(Clone)]
-struct SequentialRequestId {
-    process: Arc<str>,
-    next: Arc<std::sync::atomic::AtomicU64>,
-}
+struct SequentialRequestId;
 
-impl SequentialRequestId {
-    fn new() -> Self {
-        let process = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        SequentialRequestId {
-            process: process.into(),
-            next: Arc::default(),
-        }
-    }
+static REQUEST_ID_PROCESS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
+static REQUEST_ID_NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The next request id of this process.
+pub(crate) fn next_request_id() -> HeaderValue {
+    let n = REQUEST_ID_NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("{}-{n}", *REQUEST_ID_PROCESS);
+    HeaderValue::from_str(&id).expect("hex digits, a dash and a number")
 }
 
 impl MakeRequestId for SequentialRequestId {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = format!("{}-{n}", self.process);
-        HeaderValue::from_str(&id).ok().map(RequestId::new)
+        Some(RequestId::new(next_request_id()))
     }
 }
 
@@ -161,17 +156,28 @@ async fn record_metrics(State(state): State<Arc<AppState>>, req: Request, next: 
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().as_str().to_owned();
+    let method = req.method().clone();
     let response = next.run(req).await;
+    count_response(&state, &route, &method, &response, started);
+    response
+}
+
+/// Count and time one response (also for those the hot-hit fast path answers).
+pub(crate) fn count_response(
+    state: &AppState,
+    route: &str,
+    method: &axum::http::Method,
+    response: &Response,
+    started: Instant,
+) {
     let status = response.status();
     if status.is_client_error() || status.is_server_error() {
         state.stats.record_error();
     }
     state.telemetry.request(
-        &route,
-        &method,
+        route,
+        method.as_str(),
         status.as_u16(),
         started.elapsed().as_secs_f64(),
     );
-    response
 }

@@ -47,6 +47,22 @@ impl VariantRequest {
         let stem = self.cache_key.split('.').next().unwrap_or_default();
         format!("\"{stem}\"")
     }
+
+    /// The cache file name of this variant.
+    #[cfg(test)]
+    pub fn cache_key(&self) -> &str {
+        &self.cache_key
+    }
+
+    /// The 200 (or 304 for a matching `If-None-Match`) carrying this variant's bytes.
+    pub fn response(&self, request_headers: &HeaderMap, bytes: Bytes) -> Response {
+        immutable_bytes(
+            request_headers,
+            &self.etag(),
+            self.format.content_type(),
+            bytes,
+        )
+    }
 }
 
 /// Split a `{spec}.{ext}` path segment; `route` names the route for the error message.
@@ -74,12 +90,25 @@ pub async fn render_variant(
     headers: &HeaderMap,
 ) -> Result<Response, Error> {
     let bytes = variant_bytes(state, &req).await?;
-    Ok(immutable_bytes(
-        headers,
-        &req.etag(),
-        req.format.content_type(),
-        bytes,
-    ))
+    Ok(req.response(headers, bytes))
+}
+
+/// The variant from this node's memory tier, if it is there and (nodes sharing a bucket)
+/// its image is known to be still stored; `None` sends the request the long way, which
+/// answers every other case, errors included.
+pub async fn memory_hit(state: &AppState, req: &VariantRequest) -> Option<Bytes> {
+    let bytes = state.variants.get_memory(&req.id, &req.cache_key)?;
+    if state.config.shared_store() {
+        let max_age = std::time::Duration::from_secs(state.config.presence_ttl_secs);
+        if !matches!(
+            state.images.recently_present(&req.id, max_age).await,
+            Ok(true)
+        ) {
+            return None;
+        }
+    }
+    state.telemetry.cache(true);
+    Some(bytes)
 }
 
 /// The variant's bytes: from the cache, the original itself (same format, no transform),

@@ -144,9 +144,20 @@ impl VariantCache {
         self.put_local(&cache_key(id, file), bytes).await
     }
 
+    /// Like [`VariantCache::get`], from this node's memory tier only: never waits on a
+    /// disk or the network (the cache-hit fast path, `http::hot_hits`).
+    pub fn get_memory(&self, id: &str, file: &str) -> Option<Bytes> {
+        self.get_memory_key(&cache_key(id, file))
+    }
+
+    fn get_memory_key(&self, key: &str) -> Option<Bytes> {
+        let bytes = self.hot.get(key)?;
+        self.lock_index().touch(key, now_secs());
+        Some(bytes)
+    }
+
     async fn get_here(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        if let Some(bytes) = self.hot.get(key) {
-            self.lock_index().touch(key, now_secs());
+        if let Some(bytes) = self.get_memory_key(key) {
             return Ok(Some(bytes));
         }
         match tokio::fs::read(self.root.join(key)).await {

@@ -274,3 +274,53 @@ async fn signed_urls_are_required_for_variants_when_a_key_is_set() {
         StatusCode::OK
     );
 }
+
+/// A hit answered from memory (the fast path before the router) carries the same bytes
+/// and headers as the response that rendered it, and is counted like any request.
+#[tokio::test]
+async fn a_cached_variant_answers_exactly_like_its_render() {
+    let server = TestServer::start().await;
+    let id = server.upload_corpus("photo-3mp-canon-exif6.jpg").await;
+    let path = format!("/image/{id}.webp?w=40");
+    let comparable = |r: &reqwest::Response| {
+        let mut headers: Vec<(String, String)> = r
+            .headers()
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "date" | "x-request-id"))
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        headers.sort();
+        headers
+    };
+    let rendered = server.get(&path).await;
+    assert_eq!(rendered.status(), StatusCode::OK);
+    let rendered_headers = comparable(&rendered);
+    let rendered_bytes = rendered.bytes().await.unwrap();
+    for _ in 0..3 {
+        let hit = server.get(&path).await;
+        assert_eq!(hit.status(), StatusCode::OK);
+        assert_eq!(comparable(&hit), rendered_headers);
+        assert!(hit.headers().contains_key("x-request-id"));
+        assert_eq!(hit.bytes().await.unwrap(), rendered_bytes);
+    }
+    let head = server.client.head(server.url(&path)).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        head.headers()["content-length"],
+        rendered_bytes.len().to_string().as_str()
+    );
+    assert!(head.bytes().await.unwrap().is_empty());
+    assert_eq!(
+        server
+            .metric("progimage_renders_total{format=\"webp\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(server.metric("progimage_cache_hits_total").await, 4.0);
+    assert_eq!(
+        server
+            .metric("progimage_http_requests_total{route=\"/image/{id}\",method=\"GET\",status=\"200\"}")
+            .await,
+        4.0
+    );
+}
