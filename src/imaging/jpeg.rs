@@ -55,7 +55,9 @@ pub fn has_end_of_image(bytes: &[u8]) -> bool {
 }
 
 fn scan_contains_eoi(data: &[u8]) -> bool {
-    data.windows(2).any(|w| w[0] == MARKER && w[1] == EOI)
+    // Searched from the end, where the EOI of a whole file is: every render runs this
+    // check, and a forward byte-by-byte walk of a 3 MB scan cost ~0.8 ms.
+    memchr::memmem::rfind(data, &[MARKER, EOI]).is_some()
 }
 
 #[cfg(test)]
