@@ -69,13 +69,17 @@ impl Telemetry {
             (route, method, status).hash(&mut h);
             h.finish()
         };
-        let known = self
+        if let Some((requests, duration)) = self
             .request_series
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
-            .cloned();
-        let (requests, duration) = known.unwrap_or_else(|| {
+        {
+            requests.increment(1);
+            duration.record(seconds);
+            return;
+        }
+        let (requests, duration) = {
             let (route, method, status) = (route.to_owned(), method.to_owned(), status.to_string());
             let series = self.with(|| {
                 (
@@ -90,7 +94,7 @@ impl Telemetry {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(key, series.clone());
             series
-        });
+        };
         requests.increment(1);
         duration.record(seconds);
     }

@@ -128,9 +128,14 @@ static REQUEST_ID_NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 
 /// The next request id of this process.
 pub(crate) fn next_request_id() -> HeaderValue {
+    use std::io::Write;
     let n = REQUEST_ID_NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let id = format!("{}-{n}", *REQUEST_ID_PROCESS);
-    HeaderValue::from_str(&id).expect("hex digits, a dash and a number")
+    // Written on the stack: one allocation per request id (the header value's own).
+    let mut buf = [0u8; 40];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    write!(cursor, "{}-{n}", *REQUEST_ID_PROCESS).expect("12 + 1 + 20 digits fit");
+    let len = cursor.position() as usize;
+    HeaderValue::from_bytes(&buf[..len]).expect("hex digits, a dash and a number")
 }
 
 impl MakeRequestId for SequentialRequestId {

@@ -29,12 +29,17 @@ impl VariantRequest {
     pub fn new(id: String, ext: &str, spec: Spec) -> Result<Self, Error> {
         let format = output_format(ext)?;
         format.check(&spec)?;
-        let digest = Sha256::digest(format!(
-            "{id}\n{}\n{}\n{RENDER_VERSION}",
-            spec.canonical(),
-            format.ext()
-        ));
-        let cache_key = format!("{}.{}", hex::encode(&digest[..16]), format.ext());
+        let digest = Sha256::new()
+            .chain_update(id.as_bytes())
+            .chain_update(b"\n")
+            .chain_update(spec.canonical().as_bytes())
+            .chain_update(b"\n")
+            .chain_update(format.ext().as_bytes())
+            .chain_update(format!("\n{RENDER_VERSION}").as_bytes())
+            .finalize();
+        let mut cache_key = hex::encode(&digest[..16]);
+        cache_key.push('.');
+        cache_key.push_str(format.ext());
         Ok(VariantRequest {
             id,
             spec,
