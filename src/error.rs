@@ -147,7 +147,36 @@ impl IntoResponse for Error {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if matches!(self, Error::Unauthorized) {
+            // RFC 9110 §11.6.1: a 401 names the scheme it wants.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
+    }
+}
+
+/// A path parameter axum could not extract (in practice: percent-encoded bytes that are
+/// not UTF-8). Named by the parameter, so `/image/%ff` is a `bad_id` like any bad id.
+impl From<axum::extract::rejection::PathRejection> for Error {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        let key = match &rejection {
+            PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key }
+                | ErrorKind::ParseErrorAtKey { key, .. } => Some(key.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let message = format!("the URL path cannot be read: {}", rejection.body_text());
+        match key.as_deref() {
+            Some("id") => Error::BadId(message),
+            Some("spec") => Error::BadTransform(message),
+            _ => Error::BadRequest(message),
+        }
     }
 }
 

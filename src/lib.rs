@@ -264,9 +264,10 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let state = state.clone();
-        let service = hyper::service::service_fn(move |req| {
+        let service = hyper::service::service_fn(move |mut req| {
             let router = router.clone();
             let state = state.clone();
+            http::drop_unusable_request_id(req.headers_mut());
             async move {
                 // Hits in the memory tier skip the router (see `http::hot_hits`).
                 if let Some(response) = http::hot_hits::answer(&state, &req).await {

@@ -33,6 +33,17 @@ impl Default for Telemetry {
             .build_recorder();
         let handle = recorder.handle();
         let (cache_hits, cache_misses) = metrics::with_local_recorder(&recorder, || {
+            // Unlabelled counters exist from the start (at 0), so dashboards and alerts
+            // see every series before its first event.
+            for name in [
+                "progimage_work_shed_total",
+                "progimage_uploads_total",
+                "progimage_bytes_in_total",
+                "progimage_pixels_processed_total",
+                "progimage_original_loads_total",
+            ] {
+                counter!(name).absolute(0);
+            }
             (
                 counter!("progimage_cache_hits_total"),
                 counter!("progimage_cache_misses_total"),

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
+use super::extract::Path;
+use axum::extract::{FromRequest, Multipart, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -113,8 +114,10 @@ pub async fn legacy_root(State(state): State<Arc<AppState>>, req: Request) -> Re
 
 async fn legacy_json(state: &AppState, req: Request) -> Result<String, Error> {
     let max = state.config.max_upload_bytes;
-    // Base64 is 4/3 of the image, plus the JSON around it.
-    let limit = usize::try_from(max / 3 * 4 + MULTIPART_OVERHEAD).unwrap_or(usize::MAX);
+    // Base64 is 4/3 of the image, plus line breaks (MIME-style, CRLF every 76
+    // characters at most) and the JSON around it. The decoded image is checked below.
+    let encoded = max.div_ceil(3) * 4;
+    let limit = usize::try_from(encoded + encoded / 38 + MULTIPART_OVERHEAD).unwrap_or(usize::MAX);
     let body = axum::body::to_bytes(req.into_body(), limit)
         .await
         .map_err(|_| Error::TooLarge(max))?;
@@ -124,9 +127,18 @@ async fn legacy_json(state: &AppState, req: Request) -> Result<String, Error> {
     // Decoding up to ~67 MB of base64 is CPU work: keep it off the async threads.
     let image = state
         .pool
-        .run(move || base64::engine::general_purpose::STANDARD.decode(request.image.trim()))
+        .run(move || {
+            // Python's `base64.encodebytes`, the `base64` tool and MIME wrap lines; the
+            // old service's decoder ignored the line breaks, so this one does too.
+            let mut text = request.image.into_bytes();
+            text.retain(|b| !b.is_ascii_whitespace());
+            base64::engine::general_purpose::STANDARD.decode(text)
+        })
         .await?
         .map_err(|e| Error::BadRequest(format!("`image` is not base64: {e}")))?;
+    if image.len() as u64 > max {
+        return Err(Error::TooLarge(max));
+    }
     let spec = Spec {
         width,
         ..Spec::default()

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, Method};
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
@@ -25,16 +25,21 @@ pub async fn require_api_key(
     if keys.is_empty() || !writes {
         return next.run(req).await;
     }
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
+    match bearer_token(req.headers()) {
         Some(key) if key_matches(keys, key) => next.run(req).await,
         _ => Error::Unauthorized.into_response(),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header. The scheme name is
+/// case-insensitive (RFC 9110 §11.1), so `bearer` and `BEARER` count too.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Compare against every key in constant time per key, without stopping at the first
@@ -50,6 +55,22 @@ pub(crate) fn key_matches(keys: &[String], presented: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, header::HeaderValue::from_static(v));
+            h
+        };
+        for v in ["Bearer k1", "bearer k1", "BEARER  k1 ", " Bearer k1"] {
+            assert_eq!(bearer_token(&with(v)), Some("k1"), "{v}");
+        }
+        for v in ["Basic k1", "Bearerk1", "Bearer ", "k1"] {
+            assert_eq!(bearer_token(&with(v)), None, "{v}");
+        }
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
 
     #[test]
     fn matches_only_whole_keys() {

@@ -8,6 +8,10 @@ use bytes::Bytes;
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
+/// For stored SVG and HTML: inline styles and `data:` images only, sandboxed.
+pub const ACTIVE_CONTENT_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox";
+
 /// A 200 with the bytes, or a 304 when the client already holds this ETag.
 pub fn immutable_bytes(
     request_headers: &HeaderMap,
@@ -27,6 +31,15 @@ pub fn immutable_bytes(
     let headers = response.headers_mut();
     if !not_modified {
         insert(headers, header::CONTENT_TYPE, content_type);
+        if content_type == "image/svg+xml" || content_type.starts_with("text/html") {
+            // An uploaded SVG may carry scripts, and both are documents a browser runs
+            // when the URL is opened directly: no scripts, no requests, an opaque origin.
+            insert(
+                headers,
+                header::CONTENT_SECURITY_POLICY,
+                ACTIVE_CONTENT_POLICY,
+            );
+        }
     }
     insert(headers, header::ETAG, etag);
     insert(headers, header::CACHE_CONTROL, IMMUTABLE);

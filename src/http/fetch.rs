@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use super::extract::Path;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::Uri;
 use axum::response::Response;
 use serde::Deserialize;

@@ -63,13 +63,10 @@ pub async fn answer<B>(state: &AppState, req: &Request<B>) -> Option<Response> {
     Some(response)
 }
 
-/// Raster outputs only: the router's compression layer leaves `image/*` alone except
-/// SVG, so for these the fast path's response needs no compression decision.
+/// Raster outputs only: text outputs (SVG, ASCII) are negotiated by `Accept-Encoding`
+/// in `variant::render_variant`, and the compression layer leaves `image/*` alone.
 fn serves_uncompressed(ext: &str) -> bool {
-    Output::from_ext(ext).is_some_and(|o| {
-        let content_type = o.content_type();
-        content_type.starts_with("image/") && content_type != "image/svg+xml"
-    })
+    Output::from_ext(ext).is_some_and(|o| !o.is_text())
 }
 
 #[cfg(test)]

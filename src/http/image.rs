@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::extract::Path;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, RawQuery, Request, State};
+use axum::extract::{Query, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -47,9 +47,45 @@ use super::{ascii, batch, compat, fetch, image, ops, placeholder, playground, tr
         image::ImageList,
         ops::Status
     )),
-    modifiers(&ErrorResponses)
+    modifiers(&CompatAliases, &ErrorResponses)
 )]
 pub struct ApiDoc;
+
+/// The `/images…` routes (for clients of services that used the plural) are aliases of
+/// `/image…` handlers: the document lists them with the same operations, so a client
+/// generated from it knows every route.
+struct CompatAliases;
+
+/// (documented route, alias, whether the alias takes GET/HEAD, whether it takes POST)
+const ALIASES: [(&str, &str, bool, bool); 3] = [
+    ("/image", "/images", false, true),
+    ("/image/{id}", "/images/{id}", true, false),
+    ("/image/{id}.{ext}", "/images/{id}.{ext}", true, false),
+];
+
+impl Modify for CompatAliases {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        for (route, alias, reads, writes) in ALIASES {
+            let Some(item) = api.paths.paths.get(route) else {
+                continue;
+            };
+            let mut item = item.clone();
+            if !reads {
+                (item.get, item.head) = (None, None);
+            }
+            if !writes {
+                item.post = None;
+            }
+            (item.put, item.delete, item.patch) = (None, None, None);
+            let ops = [&mut item.get, &mut item.head, &mut item.post];
+            for op in ops.into_iter().flatten() {
+                op.operation_id = op.operation_id.take().map(|id| format!("{id}_images"));
+                op.tags = Some(vec!["compatibility".into()]);
+            }
+            api.paths.paths.insert(alias.into(), item);
+        }
+    }
+}
 
 /// Adds, in one place, what every handler's annotation would otherwise repeat: the `id`
 /// path parameter's shape (64 hex digits, either case) and the error statuses each kind

@@ -12,7 +12,6 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
@@ -65,15 +64,10 @@ pub async fn identify(State(state): State<Arc<AppState>>, req: Request, next: Ne
     if state.rate_limit.limiter.is_none() {
         return next.run(req).await;
     }
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let client = match bearer {
+    let client = match super::auth::bearer_token(req.headers()) {
         // Only a real key names a client: made-up keys must not buy fresh buckets.
-        Some(key) if super::auth::key_matches(&state.config.api_keys, key.trim()) => {
-            format!("key:{}", key.trim())
+        Some(key) if super::auth::key_matches(&state.config.api_keys, key) => {
+            format!("key:{key}")
         }
         _ => req
             .extensions()

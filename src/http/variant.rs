@@ -1,7 +1,7 @@
 //! Variants: look in the cache, else render once (single-flight) on the work pool, cache
 //! the result atomically, and answer with immutable-caching headers.
 
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -14,7 +14,7 @@ use crate::AppState;
 
 /// Bump when rendering changes output for the same spec, so ETags and cache files of
 /// older renders are not served as current ones.
-const RENDER_VERSION: u32 = 3;
+const RENDER_VERSION: u32 = 4;
 
 /// A validated variant request: which image, which transforms, which output format.
 pub struct VariantRequest {
@@ -49,8 +49,13 @@ impl VariantRequest {
     }
 
     fn etag(&self) -> String {
+        self.etag_with("")
+    }
+
+    /// The ETag of another representation of this variant (`-gzip`).
+    fn etag_with(&self, suffix: &str) -> String {
         let stem = self.cache_key.split('.').next().unwrap_or_default();
-        format!("\"{stem}\"")
+        format!("\"{stem}{suffix}\"")
     }
 
     /// The cache file name of this variant.
@@ -95,7 +100,49 @@ pub async fn render_variant(
     headers: &HeaderMap,
 ) -> Result<Response, Error> {
     let bytes = variant_bytes(state, &req).await?;
-    Ok(req.response(headers, bytes))
+    if !req.format.is_text() {
+        return Ok(req.response(headers, bytes));
+    }
+    let mut response = if super::gzip::accepted(headers) {
+        let gzipped = gzipped(state, &req, bytes).await?;
+        let mut response = immutable_bytes(
+            headers,
+            &req.etag_with("-gzip"),
+            req.format.content_type(),
+            gzipped,
+        );
+        if response.status().is_success() {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
+    } else {
+        req.response(headers, bytes)
+    };
+    // On the 304 too (RFC 9110 §15.4.5): caches must key text variants by encoding.
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    Ok(response)
+}
+
+/// The gzip of a text variant: from the cache (a file beside the variant, `<key>.gz`),
+/// else compressed once on the work pool and cached.
+async fn gzipped(state: &AppState, req: &VariantRequest, bytes: Bytes) -> Result<Bytes, Error> {
+    let key = format!("{}.gz", req.cache_key);
+    if let Some(gzipped) = state.variants.get(&req.id, &key).await? {
+        return Ok(gzipped);
+    }
+    let gzipped = state
+        .pool
+        .run(move || super::gzip::compress(&bytes))
+        .await?
+        .map_err(|e| Error::Internal(format!("gzip failed: {e}")))?;
+    if let Err(e) = state.variants.put(&req.id, &key, gzipped.clone()).await {
+        tracing::warn!(error = %e, id = %req.id, "could not cache a gzipped variant");
+    }
+    Ok(gzipped)
 }
 
 /// The variant from this node's memory tier, if it is there and (nodes sharing a bucket)

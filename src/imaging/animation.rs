@@ -87,6 +87,9 @@ pub fn encode_frames(
     quality: Option<u8>,
     lossless: bool,
 ) -> Result<Vec<u8>, ImagingError> {
+    if let Some((first, _)) = frames.first() {
+        super::encode::check_side_limit((first.width(), first.height()), format)?;
+    }
     let mut out = Vec::new();
     match format {
         Format::Gif => {

@@ -23,12 +23,37 @@ const WHITE: Colour = Colour([255, 255, 255]);
 
 /// Encode `img` as `format`, using the spec's quality and background colour. A WebP of a
 /// lossless source stays lossless unless the spec asks for a quality.
+/// The longest side each format can hold (its header fields, or the codec's limit).
+/// PNG, TIFF and BMP hold anything the pixel limit lets through; ICO is fitted first.
+fn max_side(format: Format) -> u32 {
+    match format {
+        Format::Webp => 16_383,
+        Format::Jpeg | Format::Gif | Format::Avif => 65_535,
+        _ => u32::MAX,
+    }
+}
+
+/// Refuse, before encoding, an output its format cannot hold: the encoders would fail or
+/// panic on it, which is the request's fault, not a bug.
+pub fn check_side_limit((width, height): (u32, u32), format: Format) -> Result<(), ImagingError> {
+    let max = max_side(format);
+    if width > max || height > max {
+        return Err(ImagingError::TooManyPixels(format!(
+            "a {} image holds at most {max} px a side; this one would be {width}x{height} \
+             (resize it with `w`/`h`, or ask for png)",
+            format.name()
+        )));
+    }
+    Ok(())
+}
+
 pub fn encode(
     img: &DynamicImage,
     format: Format,
     spec: &Spec,
     lossless_source: bool,
 ) -> Result<Vec<u8>, ImagingError> {
+    check_side_limit((img.width(), img.height()), format)?;
     let mut out = Vec::new();
     let bg = spec.bg.unwrap_or(WHITE);
     let result = match format {

@@ -32,7 +32,7 @@ pub fn apply(decoded: Decoded, spec: &Spec) -> Result<DynamicImage, ImagingError
         None => img,
     };
     if let Some(sigma) = spec.blur {
-        img = img.fast_blur(sigma);
+        img = blur(&img, sigma);
     }
     if let Some(sigma) = spec.sharpen {
         img = img.unsharpen(sigma, 1);
@@ -50,6 +50,21 @@ pub fn apply(decoded: Decoded, spec: &Spec) -> Result<DynamicImage, ImagingError
         img = DynamicImage::ImageRgba8(apply_mask(img.into_rgba8(), mask));
     }
     Ok(img)
+}
+
+/// Below this sigma the box-blur approximation cannot tell sigmas apart (its boxes are
+/// whole pixels: every sigma under ~1.5 gave the same result), while an exact Gaussian
+/// kernel is still only a few taps wide.
+const EXACT_BLUR_BELOW: f32 = 3.0;
+
+/// Gaussian blur: exact for small sigmas, the three-box approximation (linear time
+/// whatever the sigma) for larger ones, where the two agree closely.
+fn blur(img: &DynamicImage, sigma: f32) -> DynamicImage {
+    if sigma < EXACT_BLUR_BELOW {
+        img.blur(sigma)
+    } else {
+        img.fast_blur(sigma)
+    }
 }
 
 /// Work in 8 bits per channel: every output is 8-bit, and the SIMD resizer is fastest there.
@@ -167,6 +182,7 @@ fn resize_for(
     let Some(mut plan) = plan_resize(full_w, full_h, spec) else {
         return Ok(img);
     };
+    check_enlargement(&plan, (full_w, full_h))?;
     // Map the source region from full-size coordinates onto the (maybe shrunk) pixels.
     let sx = f64::from(img.width()) / f64::from(full_w);
     let sy = f64::from(img.height()) / f64::from(full_h);
@@ -179,6 +195,26 @@ fn resize_for(
     };
     plan.region = (left, top, width, height);
     resize(&img, plan)
+}
+
+/// The largest side an enlargement may produce: the `w`/`h` range. One key alone keeps
+/// the aspect ratio, so the other side is derived and could otherwise be anything
+/// (`w=8192&enlarge=1` on a 1×5000 image would be 8192×40960000).
+pub const MAX_ENLARGED_SIDE: u32 = 8192;
+
+fn check_enlargement(
+    plan: &ResizePlan,
+    (source_w, source_h): (u32, u32),
+) -> Result<(), ImagingError> {
+    let too_big = |out: u32, source: u32| out > source && out > MAX_ENLARGED_SIDE;
+    if too_big(plan.width, source_w) || too_big(plan.height, source_h) {
+        return Err(ImagingError::BadSpec(format!(
+            "transform `enlarge`: the {source_w}x{source_h} image would become {}x{}; \
+             enlarging goes up to {MAX_ENLARGED_SIDE} px a side",
+            plan.width, plan.height
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn resize(img: &DynamicImage, plan: ResizePlan) -> Result<DynamicImage, ImagingError> {
@@ -257,6 +293,43 @@ mod tests {
         let p = plan_resize(4000, 3000, &spec("w_300,h_300,fit_cover")).unwrap();
         assert_eq!((p.width, p.height), (300, 300));
         assert_eq!(p.region, (500.0, 0.0, 3000.0, 3000.0));
+    }
+
+    #[test]
+    fn enlarging_stops_at_the_side_limit() {
+        let tall = || Decoded {
+            format: crate::imaging::Format::Png,
+            image: DynamicImage::new_rgb8(1, 5000),
+            lossless: true,
+            full_size: (1, 5000),
+        };
+        for bad in ["w_8192,enlarge_1", "w_16,enlarge_1", "w_2,enlarge_1"] {
+            let err = apply(tall(), &spec(bad)).unwrap_err();
+            assert!(matches!(err, ImagingError::BadSpec(_)), "{bad}: {err:?}");
+        }
+        // Up to the limit, and any downscale, are fine.
+        let out = apply(tall(), &spec("h_8192,enlarge_1")).unwrap();
+        assert_eq!(out.dimensions(), (2, 8192));
+        let out = apply(tall(), &spec("w_16")).unwrap();
+        assert_eq!(out.dimensions(), (1, 5000));
+    }
+
+    #[test]
+    fn small_blurs_differ_and_keep_edges_sharper() {
+        // A hard black/white edge down the middle of a 40x10 image.
+        let edge = DynamicImage::ImageLuma8(image::GrayImage::from_fn(40, 10, |x, _| {
+            image::Luma([if x < 20 { 0 } else { 255 }])
+        }));
+        let row = |sigma: f32| -> Vec<u8> {
+            let out = blur(&edge, sigma).to_luma8();
+            (10..30).map(|x| out.get_pixel(x, 5)[0]).collect()
+        };
+        let (tiny, small, one) = (row(0.1), row(0.5), row(1.0));
+        assert_ne!(tiny, small);
+        assert_ne!(small, one);
+        // sigma 0.1 leaves the edge as it was, two pixels from it.
+        assert_eq!(tiny[8], 0);
+        assert_eq!(tiny[11], 255);
     }
 
     #[test]

@@ -40,6 +40,11 @@ impl Output {
         }
     }
 
+    /// Text outputs (traced SVG, ASCII art): worth compressing on the wire.
+    pub fn is_text(self) -> bool {
+        !matches!(self, Output::Raster(_))
+    }
+
     /// Canonical extension.
     pub fn ext(self) -> &'static str {
         match self {

@@ -296,10 +296,9 @@ impl Spec {
                 self.watermark = Some(id);
             }
             "wm_pos" => {
-                let pos = Gravity::parse(v).filter(|g| *g != Gravity::Smart);
-                self.wm_pos = Some(
-                    pos.ok_or_else(|| bad(key, "must be center, n, s, e, w, ne, nw, se or sw"))?,
-                )
+                self.wm_pos = Some(Gravity::parse(v).ok_or_else(|| {
+                    bad(key, "must be center, n, s, e, w, ne, nw, se, sw or smart")
+                })?)
             }
             "wm_scale" => self.wm_scale = Some(float_in(key, v, 0.01, 1.0)?),
             "wm_opacity" => self.wm_opacity = Some(float_in(key, v, 0.0, 1.0)?),

@@ -167,15 +167,23 @@ fn trace_once(img: &DynamicImage, opts: &TraceOptions) -> Result<String, Imaging
     Ok(svg)
 }
 
-/// An RGBA copy of `img` with at most `max_pixels` pixels, area-averaged when shrunk (a
+/// The longest side traced: vtracer's path arithmetic overflows on very long thin
+/// images (a 1×70000 strip), which stay under any pixel budget.
+const MAX_TRACE_SIDE: u32 = 4096;
+
+/// An RGBA copy of `img` with at most `max_pixels` pixels and sides of at most
+/// `MAX_TRACE_SIDE`, area-averaged when shrunk (a
 /// box filter adds no ringing, so flat colours stay flat and cluster cleanly).
 fn downscaled_rgba(img: &DynamicImage, max_pixels: u64) -> Result<RgbaImage, ImagingError> {
     let (w, h) = img.dimensions();
     let pixels = u64::from(w) * u64::from(h);
-    if pixels <= max_pixels {
+    let long_side = w.max(h);
+    if pixels <= max_pixels && long_side <= MAX_TRACE_SIDE {
         return Ok(img.to_rgba8());
     }
-    let scale = (max_pixels as f64 / pixels as f64).sqrt();
+    let scale = (max_pixels as f64 / pixels as f64)
+        .sqrt()
+        .min(f64::from(MAX_TRACE_SIDE) / f64::from(long_side));
     let tw = ((f64::from(w) * scale) as u32).clamp(1, w);
     // Clamp again for extreme aspect ratios, where the 1-pixel minimum width overshoots.
     let max_h = u32::try_from(max_pixels / u64::from(tw)).unwrap_or(u32::MAX);
@@ -314,6 +322,20 @@ mod tests {
             svg.len()
         );
         (score, paths)
+    }
+
+    #[test]
+    fn long_thin_strips_trace_without_overflow() {
+        for (w, h) in [(1, 70_000), (70_000, 1), (3, 20_000)] {
+            let strip = DynamicImage::ImageLuma8(image::GrayImage::from_fn(w, h, |x, y| {
+                image::Luma([((x + y) % 256) as u8])
+            }));
+            let svg = trace_svg(&strip, &TraceOptions::default()).unwrap();
+            assert!(
+                svg.starts_with("<svg") || svg.starts_with("<?xml"),
+                "{w}x{h}"
+            );
+        }
     }
 
     #[test]

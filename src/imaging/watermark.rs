@@ -4,6 +4,7 @@
 use fast_image_resize as fir;
 use image::{imageops, DynamicImage, GenericImageView, RgbaImage};
 
+use super::smart::EdgeEnergy;
 use super::spec::{Gravity, Spec};
 use super::ImagingError;
 
@@ -42,9 +43,16 @@ pub fn overlay(
         }
     }
     let margin = (f64::from(bw.min(bh)) * MARGIN).round();
-    let (fx, fy) = spec.wm_pos.unwrap_or(DEFAULT_POSITION).anchor();
-    let x = margin + (f64::from(bw) - 2.0 * margin - f64::from(tw)).max(0.0) * fx;
-    let y = margin + (f64::from(bh) - 2.0 * margin - f64::from(th)).max(0.0) * fy;
+    let place = |position: Gravity| {
+        let (fx, fy) = position.anchor();
+        let x = margin + (f64::from(bw) - 2.0 * margin - f64::from(tw)).max(0.0) * fx;
+        let y = margin + (f64::from(bh) - 2.0 * margin - f64::from(th)).max(0.0) * fy;
+        (x, y)
+    };
+    let (x, y) = match spec.wm_pos.unwrap_or(DEFAULT_POSITION) {
+        Gravity::Smart => quietest_place(&base, (f64::from(tw), f64::from(th)), place),
+        position => place(position),
+    };
     let had_alpha = base.color().has_alpha();
     let mut canvas = base.into_rgba8();
     imageops::overlay(&mut canvas, &sized, x.round() as i64, y.round() as i64);
@@ -56,9 +64,71 @@ pub fn overlay(
     })
 }
 
+/// `wm_pos=smart`: of the nine compass positions, the one whose area under the mark has
+/// the least edge energy (ties: the default corner first, then the list's order).
+fn quietest_place(
+    base: &DynamicImage,
+    (width, height): (f64, f64),
+    place: impl Fn(Gravity) -> (f64, f64),
+) -> (f64, f64) {
+    let Some(energy) = EdgeEnergy::of(base) else {
+        return place(DEFAULT_POSITION);
+    };
+    let candidates = [
+        DEFAULT_POSITION,
+        Gravity::SouthWest,
+        Gravity::NorthEast,
+        Gravity::NorthWest,
+        Gravity::South,
+        Gravity::North,
+        Gravity::East,
+        Gravity::West,
+        Gravity::Center,
+    ];
+    let mut best = (place(DEFAULT_POSITION), u64::MAX);
+    for position in candidates {
+        let (x, y) = place(position);
+        let score = energy.window(x, y, width, height);
+        if score < best.1 {
+            best = ((x, y), score);
+        }
+    }
+    best.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smart_position_avoids_the_detail() {
+        // White, with a fine checkerboard filling the bottom-right quarter (the default
+        // corner): the mark goes to the next flat place in order, bottom left.
+        let base = image::RgbImage::from_fn(400, 200, |x, y| {
+            let busy = x >= 200 && y >= 100 && (x / 2 + y / 2) % 2 == 0;
+            image::Rgb(if busy { [0, 0, 0] } else { [255, 255, 255] })
+        });
+        let mark =
+            DynamicImage::ImageRgba8(RgbaImage::from_pixel(10, 10, image::Rgba([255, 0, 0, 255])));
+        let smart = Spec {
+            wm_pos: Some(Gravity::Smart),
+            ..Spec::default()
+        };
+        let out = overlay(DynamicImage::ImageRgb8(base), &mark, &smart)
+            .unwrap()
+            .to_rgb8();
+        // 100x100 mark, 4 px margin: bottom left covers x 4..104, y 96..196.
+        assert_eq!(out.get_pixel(10, 190).0, [255, 0, 0]);
+        assert_ne!(out.get_pixel(390, 190).0, [255, 0, 0]);
+        // On a flat image, smart is the default corner.
+        let flat = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+            400,
+            200,
+            image::Rgb([255, 255, 255]),
+        ));
+        let out = overlay(flat, &mark, &smart).unwrap().to_rgb8();
+        assert_eq!(out.get_pixel(390, 190).0, [255, 0, 0]);
+    }
 
     #[test]
     fn mark_lands_bottom_right_at_a_quarter_width() {

@@ -235,4 +235,40 @@ async fn the_original_services_root_routes() {
         .post_json("/", &json!({"width": 8, "image": text_png}))
         .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+
+    // Base64 wrapped at 76 characters (Python's `base64.encodebytes`, MIME) decodes.
+    let wrapped: String = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|line| format!("{}\n", std::str::from_utf8(line).unwrap()))
+        .collect();
+    assert!(wrapped.contains('\n'));
+    let resp = server
+        .post_json("/", &json!({"width": 8, "image": wrapped}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let art: Value = resp.json().await.unwrap();
+    assert_shape(art["art"].as_str().unwrap(), 8, 2);
+}
+
+/// The legacy JSON form keeps the upload byte limit, answered in its own error shape.
+#[tokio::test]
+async fn the_legacy_json_form_keeps_the_byte_limit() {
+    let png = half_black_png(80, 40);
+    let server = TestServer::with(|c| c.max_upload_bytes = png.len() as u64 - 1).await;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&png);
+    let resp = server
+        .post_json("/", &json!({"width": 8, "image": b64}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let err: Value = resp.json().await.unwrap();
+    assert!(
+        err["error"].as_str().is_some_and(|m| m.contains("limit")),
+        "{err}"
+    );
+    let server = TestServer::with(|c| c.max_upload_bytes = png.len() as u64).await;
+    let resp = server
+        .post_json("/", &json!({"width": 8, "image": b64}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK, "exactly at the limit");
 }

@@ -323,6 +323,16 @@ async fn watermarks_are_drawn_and_keyed_by_their_id() {
         "half-transparent red over white: {p:?}"
     );
     assert_eq!(nw.at(390, 190), [255, 255, 255, 255]);
+    let smart = decode_png(
+        &server
+            .bytes(&format!("/image/{base}.png?wm={mark}&wm_pos=smart"))
+            .await,
+    );
+    assert_eq!(
+        smart.at(390, 190),
+        [255, 0, 0, 255],
+        "smart on a flat image: the default corner"
+    );
     let missing = "f".repeat(64);
     assert_error(
         server.get(&format!("/image/{base}.png?wm={missing}")).await,

@@ -137,11 +137,21 @@ async fn json_is_gzipped_when_accepted_and_images_never_are() {
 #[tokio::test]
 async fn every_response_has_a_request_id_and_echoes_the_clients() {
     let server = TestServer::start().await;
+    let image = server.upload_corpus("png-rgba-alpha.png").await;
+    let variant = format!("/image/{image}.webp?w=30");
     let mut seen = std::collections::HashSet::new();
-    for path in ["/health", "/nope", "/image/xyz", "/health"] {
+    // The variant twice: rendered, then a cache hit (answered before the router).
+    for path in [
+        "/health",
+        "/nope",
+        "/image/xyz",
+        "/health",
+        &variant,
+        &variant,
+    ] {
         let resp = server.get(path).await;
         let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
-        assert!(id.len() >= 12, "{path}: {id}");
+        assert!(is_uuid_v4(&id), "{path}: {id} is not a UUID v4");
         assert!(seen.insert(id.clone()), "{path}: {id} was given twice");
         assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     }
@@ -154,6 +164,30 @@ async fn every_response_has_a_request_id_and_echoes_the_clients() {
         .await
         .unwrap();
     assert_eq!(resp.headers()["x-request-id"], mine);
+    // An unusable one (empty, too long) is replaced, not echoed.
+    for unusable in [String::new(), "x".repeat(200)] {
+        let resp = server
+            .client
+            .get(server.url("/health"))
+            .header("x-request-id", &unusable)
+            .send()
+            .await
+            .unwrap();
+        let id = resp.headers()["x-request-id"].to_str().unwrap();
+        assert!(is_uuid_v4(id), "{unusable:?} gave {id}");
+    }
+}
+
+/// `xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx`, lower-case hex.
+fn is_uuid_v4(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+        })
+        && b[14] == b'4'
+        && matches!(b[19], b'8' | b'9' | b'a' | b'b')
 }
 
 #[tokio::test]
@@ -179,6 +213,7 @@ async fn api_keys_guard_writes_only() {
     let server = TestServer::with(|c| c.api_keys = vec!["k1".into(), "k2".into()]).await;
     let bytes = crate::support::corpus("png-palette-8bit.png");
     let resp = server.post("/image", bytes.clone()).await;
+    assert_eq!(resp.headers()["www-authenticate"], "Bearer");
     assert_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
     let resp = server
         .client
@@ -189,10 +224,11 @@ async fn api_keys_guard_writes_only() {
         .await
         .unwrap();
     assert_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    // The scheme name is case-insensitive.
     let resp = server
         .client
         .post(server.url("/image"))
-        .bearer_auth("k2")
+        .header("authorization", "bearer k2")
         .body(bytes)
         .send()
         .await
@@ -323,4 +359,110 @@ async fn a_cached_variant_answers_exactly_like_its_render() {
             .await,
         4.0
     );
+}
+
+/// Text variants come gzipped as a whole cached file: `Content-Length`, their own strong
+/// ETag, and `Vary: Accept-Encoding` on every answer, the 304 included.
+#[tokio::test]
+async fn text_variants_are_gzipped_whole_with_their_own_etag() {
+    let server = TestServer::start().await;
+    let id = server.upload_corpus("png-rgba-alpha.png").await;
+    let path = format!("/image/{id}.txt?w=40");
+    let get = |gzip: bool, etag: Option<&str>| {
+        let mut request = server.client.get(server.url(&path));
+        if gzip {
+            request = request.header("accept-encoding", "gzip, deflate");
+        }
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
+        }
+        request.send()
+    };
+    let has_vary = |r: &reqwest::Response| {
+        r.headers()
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().eq_ignore_ascii_case("accept-encoding"))
+    };
+
+    let plain = get(false, None).await.unwrap();
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert!(has_vary(&plain));
+    let plain_etag = plain.headers()["etag"].to_str().unwrap().to_owned();
+    let text = plain.text().await.unwrap();
+
+    let gzipped = get(true, None).await.unwrap();
+    assert_eq!(gzipped.status(), StatusCode::OK);
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert!(has_vary(&gzipped));
+    let gzip_etag = gzipped.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(gzip_etag, plain_etag, "another coding, another strong ETag");
+    let length: usize = gzipped.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = gzipped.bytes().await.unwrap();
+    assert_eq!(body.len(), length);
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, text);
+    let again = get(true, None).await.unwrap().bytes().await.unwrap();
+    assert_eq!(again, body, "the cached gzip file");
+
+    let not_modified = get(true, Some(&gzip_etag)).await.unwrap();
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    assert!(has_vary(&not_modified));
+    // The plain representation's tag does not match the gzipped one.
+    assert_eq!(
+        get(true, Some(&plain_etag)).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(false, Some(&plain_etag)).await.unwrap().status(),
+        StatusCode::NOT_MODIFIED
+    );
+}
+
+/// SVG and HTML are documents a browser runs: served with a policy that forbids scripts.
+#[tokio::test]
+async fn svg_and_html_come_with_a_no_script_policy() {
+    let server = TestServer::start().await;
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><script>alert(1)</script><rect width="20" height="20" fill="red"/></svg>"#;
+    let (status, meta) = server.upload_bytes(svg.to_vec()).await;
+    assert!(status.is_success(), "{meta}");
+    let id = meta["id"].as_str().unwrap();
+    for path in [
+        format!("/image/{id}/original"),
+        format!("/image/{id}.svg"),
+        format!("/image/{id}.html?w=10"),
+    ] {
+        let resp = server.get(&path).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let policy = resp.headers()["content-security-policy"].to_str().unwrap();
+        assert!(
+            policy.contains("default-src 'none'") && policy.contains("sandbox"),
+            "{path}: {policy}"
+        );
+    }
+    let png = server.get(&format!("/image/{id}.png")).await;
+    assert!(png.headers().get("content-security-policy").is_none());
+}
+
+/// A path segment that is not UTF-8 once percent-decoded is a JSON error like any other.
+#[tokio::test]
+async fn undecodable_paths_are_json_errors() {
+    let server = TestServer::start().await;
+    let id = server.upload_corpus("png-rgba-alpha.png").await;
+    for (path, code) in [
+        ("/image/%ff.png".to_owned(), "bad_id"),
+        ("/image/%ff".to_owned(), "bad_id"),
+        ("/image/%ff/original".to_owned(), "bad_id"),
+        (format!("/image/{id}/w_%ff.png"), "bad_transform"),
+    ] {
+        assert_error(server.get(&path).await, StatusCode::BAD_REQUEST, code).await;
+    }
 }

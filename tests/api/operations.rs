@@ -90,6 +90,17 @@ async fn openapi_documents_every_route() {
         "/image/{id}.{ext}",
         "/image/{id}/{spec}.{ext}",
         "/image/{id}/original",
+        "/image/{id}/ascii",
+        "/image/{id}/blurhash",
+        "/image/{id}/meta",
+        "/images",
+        "/images/{id}",
+        "/images/{id}.{ext}",
+        "/upload",
+        "/list",
+        "/batch",
+        "/ascii",
+        "/",
         "/health",
         "/ready",
         "/status",
@@ -100,6 +111,14 @@ async fn openapi_documents_every_route() {
     }
     assert!(doc["paths"]["/image"]["post"].is_object());
     assert!(doc["paths"]["/image/{id}"]["delete"].is_object());
+    // The aliases carry only the methods their routes take, with their own operation ids.
+    assert!(doc["paths"]["/images"]["post"].is_object());
+    assert!(doc["paths"]["/images"]["get"].is_null());
+    assert!(doc["paths"]["/images/{id}"]["delete"].is_null());
+    assert_ne!(
+        doc["paths"]["/images/{id}"]["get"]["operationId"],
+        doc["paths"]["/image/{id}"]["get"]["operationId"]
+    );
 }
 
 #[tokio::test]

@@ -257,3 +257,57 @@ async fn ico_outputs_fit_inside_256() {
     let img = image::load_from_memory_with_format(&ico, image::ImageFormat::Ico).unwrap();
     assert_eq!((img.width(), img.height()), (256, 171));
 }
+
+fn gray_png(width: u32, height: u32) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::GrayImage::from_pixel(width, height, image::Luma([128]))
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}
+
+/// Extreme aspect ratios: the derived side of an enlargement is bounded like `w`/`h`,
+/// and a size the output format cannot hold is a 4xx, never a crash or a 500.
+#[tokio::test]
+async fn extreme_shapes_get_clear_errors_not_crashes() {
+    let server = TestServer::start().await;
+    let (_, tall) = server.upload_bytes(gray_png(1, 5000)).await;
+    let tall = tall["id"].as_str().unwrap().to_owned();
+    for query in ["w=8192&enlarge=1", "w=16&enlarge=1"] {
+        assert_error(
+            server.get(&format!("/image/{tall}.png?{query}")).await,
+            StatusCode::BAD_REQUEST,
+            "bad_transform",
+        )
+        .await;
+    }
+    // Up to the limit is fine, and the server is still up.
+    let ok = decode_png(
+        &server
+            .bytes(&format!("/image/{tall}.png?h=8192&enlarge=1"))
+            .await,
+    );
+    assert_eq!((ok.width, ok.height), (2, 8192));
+
+    let (_, wide) = server.upload_bytes(gray_png(20_000, 1)).await;
+    let wide = wide["id"].as_str().unwrap().to_owned();
+    assert_error(
+        server.get(&format!("/image/{wide}.webp")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "too_many_pixels",
+    )
+    .await;
+    // The same image in a format that holds it, or resized to fit, works.
+    assert_eq!(
+        server.get(&format!("/image/{wide}.bmp")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        server
+            .get(&format!("/image/{wide}.webp?w=8000"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(server.get("/health").await.status(), StatusCode::OK);
+}
