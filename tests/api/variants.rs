@@ -311,3 +311,41 @@ async fn extreme_shapes_get_clear_errors_not_crashes() {
     );
     assert_eq!(server.get("/health").await.status(), StatusCode::OK);
 }
+
+/// Every output format × a spread of transforms on degenerate shapes (a pixel, a 1-pixel
+/// strip 70,000 long either way): each answer is a 2xx or a contract 4xx, never a 5xx or
+/// a dropped connection, and the server stays up.
+#[tokio::test]
+async fn degenerate_shapes_never_fail_the_server() {
+    let server = TestServer::start().await;
+    let mut ids = Vec::new();
+    for (w, h) in [(1, 1), (3, 3), (1, 70_000), (70_000, 1)] {
+        let (status, meta) = server.upload_bytes(gray_png(w, h)).await;
+        assert!(status.is_success(), "{w}x{h}: {meta}");
+        ids.push((format!("{w}x{h}"), meta["id"].as_str().unwrap().to_owned()));
+    }
+    let exts = [
+        "jpg", "png", "webp", "gif", "bmp", "tiff", "ico", "avif", "svg", "txt", "html",
+    ];
+    let transforms = [
+        "",
+        "w=16&enlarge=1",
+        "rot=90",
+        "crop=1:1",
+        "mask=circle",
+        "blur=2",
+    ];
+    for (shape, id) in &ids {
+        for ext in exts {
+            for query in transforms {
+                let path = format!("/image/{id}.{ext}?{query}");
+                let status = server.get(&path).await.status();
+                assert!(
+                    status.is_success() || status.is_client_error(),
+                    "{shape} {ext}?{query}: {status}"
+                );
+            }
+        }
+    }
+    assert_eq!(server.get("/health").await.status(), StatusCode::OK);
+}
