@@ -29,15 +29,17 @@ pub struct Config {
     pub store_options: Vec<(String, String)>,
 
     /// Largest accepted upload body, in bytes.
-    #[arg(long, env = "PROGIMAGE_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
+    #[arg(long, env = "PROGIMAGE_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024,
+        value_parser = clap::value_parser!(u64).range(1..))]
     pub max_upload_bytes: u64,
 
     /// Largest accepted image, in pixels (width × height as stored).
-    #[arg(long, env = "PROGIMAGE_MAX_PIXELS", default_value_t = 64_000_000)]
+    #[arg(long, env = "PROGIMAGE_MAX_PIXELS", default_value_t = 64_000_000,
+        value_parser = clap::value_parser!(u64).range(1..))]
     pub max_pixels: u64,
 
     /// Image jobs that run at once (default: the number of cores).
-    #[arg(long, env = "PROGIMAGE_WORKERS")]
+    #[arg(long, env = "PROGIMAGE_WORKERS", value_parser = at_least_one)]
     pub workers: Option<usize>,
 
     /// Image jobs allowed to wait for a worker before requests are shed with 503.
@@ -77,7 +79,8 @@ pub struct Config {
     pub rate_limit: Option<u32>,
 
     /// Seconds to wait for the store before answering 503 `storage_unavailable`.
-    #[arg(long, env = "PROGIMAGE_STORE_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "PROGIMAGE_STORE_TIMEOUT_SECS", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..))]
     pub store_timeout_secs: u64,
 
     /// With a shared store: how long a node trusts that an image still exists before
@@ -119,7 +122,7 @@ pub struct Config {
     pub fetch_max_redirects: usize,
 
     /// Time a client has to send a request's headers (also how long an idle keep-alive
-    /// connection stays open); slower clients are answered 408 and disconnected.
+    /// connection stays open); slower clients are disconnected.
     /// `0` turns the timeout off.
     #[arg(long, env = "PROGIMAGE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: std::time::Duration,
@@ -130,8 +133,17 @@ pub struct Config {
     pub body_idle_timeout: std::time::Duration,
 
     /// Log format: `text` or `json`.
-    #[arg(long, env = "PROGIMAGE_LOG_FORMAT", default_value = "text")]
+    #[arg(long, env = "PROGIMAGE_LOG_FORMAT", default_value = "text",
+        value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+/// A count that must be at least 1 (`0` workers would run nothing).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{text}` is not a whole number of at least 1")),
+    }
 }
 
 /// `90`, `90s`, `30m`, `12h` or `7d`.
@@ -169,6 +181,21 @@ impl Config {
 
     /// True when originals live in a store other nodes share (a bucket), so variants
     /// are shared through it too.
+    /// Empty secrets are no secrets: `PROGIMAGE_SIGNING_KEY=` (as a compose file writes an
+    /// unset variable) leaves signing off instead of signing with an empty key anyone
+    /// can compute, and empty entries of `PROGIMAGE_API_KEYS` are dropped.
+    pub fn normalised(mut self) -> Self {
+        if self
+            .signing_key
+            .as_deref()
+            .is_some_and(|k| k.trim().is_empty())
+        {
+            self.signing_key = None;
+        }
+        self.api_keys.retain(|k| !k.trim().is_empty());
+        self
+    }
+
     pub fn shared_store(&self) -> bool {
         self.store
             .as_deref()
@@ -195,6 +222,33 @@ mod tests {
         let config = Config::with_data_dir("/tmp/x");
         std::env::remove_var("PROGIMAGE_QUEUE");
         assert_eq!(config.queue, 64);
+    }
+
+    /// Values that cannot work stop start-up; empty secrets mean none.
+    #[test]
+    fn impossible_values_are_refused_and_empty_secrets_dropped() {
+        let parse = |args: &[&str]| {
+            let command = Config::command().mut_args(|arg| arg.env(None::<&str>));
+            let argv = std::iter::once("progimage").chain(args.iter().copied());
+            command
+                .try_get_matches_from(argv)
+                .and_then(|m| Config::from_arg_matches(&m))
+        };
+        for bad in [
+            &["--workers", "0"][..],
+            &["--max-upload-bytes", "0"],
+            &["--max-pixels", "0"],
+            &["--store-timeout-secs", "0"],
+            &["--log-format", "xml"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse(&["--workers", "1", "--log-format", "json"]).is_ok());
+        let config = parse(&["--signing-key", "", "--api-keys", ",k1,"])
+            .unwrap()
+            .normalised();
+        assert_eq!(config.signing_key, None);
+        assert_eq!(config.api_keys, ["k1"]);
     }
 
     #[test]

@@ -31,8 +31,11 @@ pub enum Error {
     NotFound,
     #[error("no such route")]
     NoRoute,
+    /// With the `Allow` value when the handler knows it better than the router.
     #[error("method not allowed on this route")]
-    MethodNotAllowed,
+    MethodNotAllowed(Option<&'static str>),
+    #[error("`If-Match` does not match this resource's ETag")]
+    PreconditionFailed,
     #[error("{0}")]
     BadId(String),
     #[error("{0}")]
@@ -81,10 +84,11 @@ impl Error {
             | Error::BadTransform(_)
             | Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Error::BadSignature(_) | Error::ForbiddenUrl(_) => StatusCode::FORBIDDEN,
             Error::FetchFailed(_) => StatusCode::BAD_GATEWAY,
             Error::NotFound | Error::NoRoute => StatusCode::NOT_FOUND,
-            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -104,13 +108,14 @@ impl Error {
             Error::CorruptImage(_) => "corrupt_image",
             Error::TooManyPixels(_) => "too_many_pixels",
             Error::NotFound | Error::NoRoute => "not_found",
-            Error::MethodNotAllowed => "method_not_allowed",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::BadId(_) => "bad_id",
             Error::BadFormat(_) => "bad_format",
             Error::BadTransform(_) => "bad_transform",
             Error::BadRequest(_) => "bad_request",
             Error::RequestTimeout(_) => "request_timeout",
             Error::Unauthorized => "unauthorized",
+            Error::PreconditionFailed => "precondition_failed",
             Error::BadSignature(_) => "bad_signature",
             Error::ForbiddenUrl(_) => "forbidden_url",
             Error::FetchFailed(_) => "fetch_failed",
@@ -146,6 +151,19 @@ impl IntoResponse for Error {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, Error::TooLarge(_) | Error::RequestTimeout(_)) {
+            // The body was not read to its end, so the connection cannot carry another
+            // request: say so (RFC 9112 §9.6) rather than just closing it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let Error::MethodNotAllowed(Some(allow)) = self {
+            // RFC 9110 §15.5.6: a 405 lists what the resource takes.
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         if matches!(self, Error::Unauthorized) {
             // RFC 9110 §11.6.1: a 401 names the scheme it wants.

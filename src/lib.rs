@@ -84,6 +84,7 @@ impl Stats {
 impl AppState {
     /// Open storage and build the shared state.
     pub async fn new(config: Config) -> anyhow::Result<Arc<AppState>> {
+        let config = config.normalised();
         let timeout = Duration::from_secs(config.store_timeout_secs);
         let blobs = open_blob_store(
             config.store.as_deref(),
@@ -271,12 +272,20 @@ pub async fn serve(
             async move {
                 // Hits in the memory tier skip the router (see `http::hot_hits`).
                 if let Some(response) = http::hot_hits::answer(&state, &req).await {
-                    return Ok(response);
+                    return Ok::<_, std::convert::Infallible>(response);
                 }
                 let mut req = http::body::with_idle_timeout(req, body_idle);
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
-                tower::ServiceExt::oneshot(router, req).await
+                let mut response = tower::ServiceExt::oneshot(router, req).await?;
+                if response.status() == axum::http::StatusCode::NOT_MODIFIED {
+                    // The router sizes HEAD answers from their (empty) body, which on a
+                    // 304 would claim the representation is 0 bytes (RFC 9110 §8.6).
+                    response
+                        .headers_mut()
+                        .remove(axum::http::header::CONTENT_LENGTH);
+                }
+                Ok(response)
             }
         });
         let connection =

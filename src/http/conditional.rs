@@ -3,8 +3,10 @@
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+
+use crate::error::Error;
 
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -19,6 +21,9 @@ pub fn immutable_bytes(
     content_type: &str,
     bytes: Bytes,
 ) -> Response {
+    if !if_match(request_headers, etag) {
+        return Error::PreconditionFailed.into_response();
+    }
     let not_modified = if_none_match(request_headers, etag);
     let mut response = if not_modified {
         Response::new(Body::empty())
@@ -31,25 +36,46 @@ pub fn immutable_bytes(
     let headers = response.headers_mut();
     if !not_modified {
         insert(headers, header::CONTENT_TYPE, content_type);
-        if content_type == "image/svg+xml" || content_type.starts_with("text/html") {
-            // An uploaded SVG may carry scripts, and both are documents a browser runs
-            // when the URL is opened directly: no scripts, no requests, an opaque origin.
-            insert(
-                headers,
-                header::CONTENT_SECURITY_POLICY,
-                ACTIVE_CONTENT_POLICY,
-            );
-        }
+        protect_active_content(headers, content_type);
     }
     insert(headers, header::ETAG, etag);
     insert(headers, header::CACHE_CONTROL, IMMUTABLE);
     response
 }
 
+/// SVG and HTML are documents a browser runs when their URL is opened directly, and an
+/// uploaded SVG may carry scripts: no scripts, no requests, an opaque origin.
+pub fn protect_active_content(headers: &mut HeaderMap, content_type: &str) {
+    if content_type == "image/svg+xml" || content_type.starts_with("text/html") {
+        insert(
+            headers,
+            header::CONTENT_SECURITY_POLICY,
+            ACTIVE_CONTENT_POLICY,
+        );
+    }
+}
+
 fn insert(headers: &mut HeaderMap, name: header::HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
     }
+}
+
+/// RFC 9110 §13.1.1: true without `If-Match`, else when it is `*` or lists this tag under
+/// strong comparison (a weak tag never matches).
+pub fn if_match(headers: &HeaderMap, etag: &str) -> bool {
+    let mut values = headers
+        .get_all(header::IF_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .peekable();
+    if values.peek().is_none() {
+        return true;
+    }
+    values
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || (!tag.starts_with("W/") && tag == etag))
 }
 
 /// RFC 9110 §13.1.2: `*` or any listed tag equal under weak comparison.
@@ -80,5 +106,18 @@ mod tests {
         assert!(!if_none_match(&h, "\"c\""));
         h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
         assert!(if_none_match(&h, "\"c\""));
+    }
+
+    #[test]
+    fn if_match_is_strong_and_absent_means_go() {
+        let mut h = HeaderMap::new();
+        assert!(if_match(&h, "\"a\""));
+        h.insert(header::IF_MATCH, HeaderValue::from_static("\"x\", \"a\""));
+        assert!(if_match(&h, "\"a\""));
+        assert!(!if_match(&h, "\"b\""));
+        h.insert(header::IF_MATCH, HeaderValue::from_static("W/\"a\""));
+        assert!(!if_match(&h, "\"a\""), "weak tags never match If-Match");
+        h.insert(header::IF_MATCH, HeaderValue::from_static("*"));
+        assert!(if_match(&h, "\"b\""));
     }
 }

@@ -123,6 +123,9 @@ pub async fn compat_spec_url(
     RawQuery(query): RawQuery,
     uri: Uri,
 ) -> Result<Response, Error> {
+    if segment.starts_with("transform.") {
+        return Err(Error::MethodNotAllowed(Some("POST")));
+    }
     let is_fetch = segment.starts_with("fetch.");
     if !is_fetch
         && !query_pairs(query.as_deref())

@@ -295,14 +295,20 @@ pub async fn original(
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, Error> {
     // `/image/{id}.{ext}` shares this route; a variant is derived, not deletable.
     if id.contains('.') {
-        return Err(Error::MethodNotAllowed);
+        return Err(Error::MethodNotAllowed(Some("GET,HEAD")));
     }
     let id = parse_id(&id)?;
     if !state.images.exists(&id).await? {
         return Err(Error::NotFound);
+    }
+    // The image's ETag is that of its original bytes: a client can delete "only if it is
+    // still the image I think" (RFC 9110 §13.1.1).
+    if !super::conditional::if_match(&headers, &format!("\"{id}\"")) {
+        return Err(Error::PreconditionFailed);
     }
     state.images.remove(&id).await?;
     state.forget_image(&id).await?;

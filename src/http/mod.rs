@@ -33,6 +33,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -84,7 +85,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .fallback(|| async { Error::NoRoute })
-        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .method_not_allowed_fallback(|uri: axum::http::Uri| async move {
+            Error::MethodNotAllowed(methods_of_shared_pattern(uri.path()))
+        })
         .layer(middleware::from_fn_with_state(
             state.clone(),
             rate_limit::identify,
@@ -113,9 +116,43 @@ pub fn router(state: Arc<AppState>) -> Router {
                 Error::Internal("the request handler panicked".into()).into_response()
             }))
             // Compresses text (JSON, txt, html, svg) only: the default predicate skips
-            // images, which are already compressed.
-            .layer(CompressionLayer::new().gzip(true)),
+            // images, which are already compressed. Never a response with an ETag: a
+            // gzip made on the fly would share the plain bytes' strong ETag (RFC 9110
+            // §8.8.1). Text variants bring their own cached gzip (`variant.rs`), and
+            // originals (an uploaded SVG) are sent as stored.
+            .layer(
+                CompressionLayer::new()
+                    .gzip(true)
+                    .compress_when(DefaultPredicate::new().and(without_etag)),
+            ),
     )
+}
+
+/// What a path takes where one route pattern serves several resources, so the router's
+/// `Allow` (the pattern's methods) would be wrong: `/image/{id}.{ext}` (a variant: read
+/// only) shares `/image/{id}`, and `/fetch.{ext}` (GET) and `/transform.{ext}` (POST)
+/// share `/{segment}`.
+pub(crate) fn methods_of_shared_pattern(path: &str) -> Option<&'static str> {
+    let variant = path
+        .strip_prefix("/image/")
+        .is_some_and(|rest| !rest.contains('/') && rest.contains('.'));
+    if variant || path.starts_with("/fetch.") {
+        Some("GET,HEAD")
+    } else if path.starts_with("/transform.") {
+        Some("POST")
+    } else {
+        None
+    }
+}
+
+/// Compression predicate: only responses without an ETag (see the layer in `router`).
+fn without_etag(
+    _: axum::http::StatusCode,
+    _: axum::http::Version,
+    headers: &axum::http::HeaderMap,
+    _: &axum::http::Extensions,
+) -> bool {
+    !headers.contains_key(header::ETAG)
 }
 
 /// Request ids are UUID v4, as the contract asks, drawn from `rand`'s thread-local

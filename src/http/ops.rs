@@ -76,7 +76,10 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     state.publish_cache_metrics();
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.telemetry.render(),
     )
 }

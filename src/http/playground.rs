@@ -46,11 +46,7 @@ pub async fn root(headers: HeaderMap) -> Response {
     let mut response = if prefers_html(&headers) {
         page(&headers)
     } else {
-        let mut response = Error::MethodNotAllowed.into_response();
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        response
+        Error::MethodNotAllowed(Some("POST")).into_response()
     };
     response
         .headers_mut()

@@ -28,7 +28,9 @@ impl Presets {
             }
             let spec = Spec::parse_path(spec.trim())
                 .map_err(|e| anyhow::anyhow!("preset {name:?}: {e}"))?;
-            by_name.insert(name.to_owned(), spec);
+            if by_name.insert(name.to_owned(), spec).is_some() {
+                anyhow::bail!("preset {name:?} is defined twice");
+            }
         }
         if only && by_name.is_empty() {
             anyhow::bail!("PROGIMAGE_PRESETS_ONLY is set but PROGIMAGE_PRESETS defines none");
@@ -122,6 +124,7 @@ mod tests {
         assert!(Presets::parse("thumb=w_0", false).is_err());
         assert!(Presets::parse("a_b=w_1", false).is_err());
         assert!(Presets::parse("", true).is_err());
+        assert!(Presets::parse("a=w_10;a=w_20", false).is_err());
         assert!(Presets::parse("", false).is_ok());
     }
 }

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::body::read_upload;
+use super::conditional::protect_active_content;
 use super::image::query_pairs;
 use super::variant::{output_format, render_on_pool, split_spec_file};
 use crate::error::{Error, ErrorBody};
@@ -62,7 +63,16 @@ pub async fn with_query_spec(
     req: Request,
 ) -> Result<Response, Error> {
     let Some(ext) = segment.strip_prefix("transform.") else {
-        return Err(Error::NoRoute);
+        // `POST /fetch.{ext}` or `POST /{spec}?url=`: routes that exist for GET.
+        let fetch_route = segment.starts_with("fetch.")
+            || query_pairs(query.as_deref())
+                .iter()
+                .any(|(k, _)| k == "url");
+        return Err(if fetch_route {
+            Error::MethodNotAllowed(Some("GET,HEAD"))
+        } else {
+            Error::NoRoute
+        });
     };
     let spec = state
         .presets
@@ -91,12 +101,14 @@ pub async fn render_bytes(
     state.rate_limit.check()?;
     state.telemetry.bytes_in(bytes.len() as u64);
     let rendered = render_on_pool(state, bytes, spec, format).await?;
-    Ok((
+    let mut response = (
         [
             (header::CONTENT_TYPE, format.content_type()),
             (header::CACHE_CONTROL, "no-store"),
         ],
         rendered,
     )
-        .into_response())
+        .into_response();
+    protect_active_content(response.headers_mut(), format.content_type());
+    Ok(response)
 }

@@ -466,3 +466,123 @@ async fn undecodable_paths_are_json_errors() {
         assert_error(server.get(&path).await, StatusCode::BAD_REQUEST, code).await;
     }
 }
+
+/// 405s say what the URL takes, even where one route pattern serves several resources.
+#[tokio::test]
+async fn method_errors_carry_the_urls_own_allow() {
+    let server = TestServer::start().await;
+    let id = server.upload_corpus("png-rgba-alpha.png").await;
+    let variant = server.url(&format!("/image/{id}.png"));
+    for method in [
+        reqwest::Method::DELETE,
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+    ] {
+        let resp = server
+            .client
+            .request(method.clone(), &variant)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["allow"], "GET,HEAD", "{method} on a variant");
+        assert_error(resp, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    }
+    for (method, path, allow) in [
+        (
+            reqwest::Method::POST,
+            "/fetch.png?url=http://127.0.0.1:9/a",
+            "GET,HEAD",
+        ),
+        (
+            reqwest::Method::POST,
+            "/w_10?url=http://127.0.0.1:9/a",
+            "GET,HEAD",
+        ),
+        (reqwest::Method::GET, "/transform.png", "POST"),
+        (reqwest::Method::PUT, "/transform.png", "POST"),
+    ] {
+        let resp = server
+            .client
+            .request(method.clone(), server.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(resp.headers()["allow"], allow, "{method} {path}");
+    }
+}
+
+/// `If-Match` guards a delete; a 304 to HEAD does not claim a zero length; an ETagged
+/// original is never gzipped on the fly; generated SVG/HTML carries the no-script policy.
+#[tokio::test]
+async fn preconditions_and_representations() {
+    let server = TestServer::start().await;
+    let id = server.upload_corpus("png-rgba-alpha.png").await;
+    let delete = |tag: &'static str| {
+        server
+            .client
+            .delete(server.url(&format!("/image/{id}")))
+            .header("if-match", tag)
+            .send()
+    };
+    assert_error(
+        delete("\"not-it\"").await.unwrap(),
+        StatusCode::PRECONDITION_FAILED,
+        "precondition_failed",
+    )
+    .await;
+    assert_eq!(
+        server.get(&format!("/image/{id}")).await.status(),
+        StatusCode::OK
+    );
+
+    let head = server
+        .client
+        .head(server.url(&format!("/image/{id}/original")))
+        .header("if-none-match", format!("\"{id}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_MODIFIED);
+    assert!(head.headers().get("content-length").is_none());
+
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="20" height="10"><rect width="20" height="10" fill="blue"/></svg>"#;
+    let (_, meta) = server.upload_bytes(svg.to_vec()).await;
+    let svg_id = meta["id"].as_str().unwrap();
+    let original = server
+        .client
+        .get(server.url(&format!("/image/{svg_id}/original")))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(original.headers().get("content-encoding").is_none());
+    assert_eq!(original.bytes().await.unwrap().as_ref(), svg);
+
+    let traced = server
+        .client
+        .post(server.url("/transform.svg"))
+        .body(crate::support::corpus("png-rgba-alpha.png"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traced.status(), StatusCode::OK);
+    assert!(traced.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("sandbox"));
+
+    let tag = format!("\"{id}\"");
+    let resp = server
+        .client
+        .delete(server.url(&format!("/image/{id}")))
+        .header("if-match", tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+}
