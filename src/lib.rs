@@ -270,6 +270,9 @@ pub async fn serve(
             let state = state.clone();
             http::drop_unusable_request_id(req.headers_mut());
             async move {
+                if let Some(response) = http::host_error(&req) {
+                    return Ok(response);
+                }
                 // Hits in the memory tier skip the router (see `http::hot_hits`).
                 if let Some(response) = http::hot_hits::answer(&state, &req).await {
                     return Ok::<_, std::convert::Infallible>(response);

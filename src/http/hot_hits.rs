@@ -16,12 +16,12 @@
 
 use std::time::Instant;
 
-use axum::http::{header, HeaderValue, Method, Request};
+use axum::http::{Method, Request};
 use axum::response::Response;
 
 use super::image::{parse_id, query_pairs};
 use super::variant::{memory_hit, VariantRequest};
-use super::{count_response, next_request_id, signing, REQUEST_ID};
+use super::{add_router_headers, count_response, signing};
 use crate::imaging::Output;
 use crate::AppState;
 
@@ -48,17 +48,7 @@ pub async fn answer<B>(state: &AppState, req: &Request<B>) -> Option<Response> {
     let bytes = memory_hit(state, &variant).await?;
 
     let mut response = variant.response(req.headers(), bytes);
-    let request_id = req
-        .headers()
-        .get(&REQUEST_ID)
-        .cloned()
-        .unwrap_or_else(next_request_id);
-    let headers = response.headers_mut();
-    headers.insert(REQUEST_ID, request_id);
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    add_router_headers(req.headers(), &mut response);
     count_response(state, ROUTE, req.method(), &response, started);
     Some(response)
 }
@@ -72,10 +62,12 @@ fn serves_uncompressed(ext: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
+    use axum::http::{header, HeaderValue};
     use bytes::Bytes;
 
     use super::*;
     use crate::config::Config;
+    use crate::http::REQUEST_ID;
 
     #[test]
     fn only_raster_outputs_take_the_fast_path() {

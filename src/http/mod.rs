@@ -172,6 +172,39 @@ pub(crate) fn drop_unusable_request_id(headers: &mut axum::http::HeaderMap) {
     }
 }
 
+/// What the router's layers add to every response, for the few answered before it: the
+/// request id (the client's, or a new one) and `nosniff`.
+pub(crate) fn add_router_headers(request: &axum::http::HeaderMap, response: &mut Response) {
+    let request_id = request
+        .get(&REQUEST_ID)
+        .cloned()
+        .unwrap_or_else(next_request_id);
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID, request_id);
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request carries exactly one `Host` (hyper does not check).
+/// The 400 for one that does not, or `None`.
+pub(crate) fn host_error<B>(req: &axum::http::Request<B>) -> Option<Response> {
+    if req.version() != axum::http::Version::HTTP_11 {
+        return None;
+    }
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    if hosts == 1 {
+        return None;
+    }
+    let mut response = Error::BadRequest(format!(
+        "an HTTP/1.1 request needs exactly one Host header; this one has {hosts}"
+    ))
+    .into_response();
+    add_router_headers(req.headers(), &mut response);
+    Some(response)
+}
+
 /// A new request id.
 pub(crate) fn next_request_id() -> HeaderValue {
     let mut buf = uuid::Uuid::encode_buffer();

@@ -586,3 +586,41 @@ async fn preconditions_and_representations() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
 }
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host is a 400 (in the JSON
+/// error shape, with a request id); HTTP/1.0 needs none.
+#[tokio::test]
+async fn http_1_1_requests_need_one_host() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let raw = |request: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            answer
+        }
+    };
+    for request in [
+        "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+    ] {
+        let answer = raw(request).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("\"code\":\"bad_request\""), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("x-request-id:"),
+            "{answer}"
+        );
+    }
+    let answer = raw("GET /health HTTP/1.0\r\n\r\n").await;
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
+    let answer = raw("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
