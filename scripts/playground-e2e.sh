@@ -63,7 +63,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 PROGIMAGE_LOG_FORMAT=json RUST_LOG=info \
-  target/debug/progimage --listen 127.0.0.1:0 --data-dir "$work/data" \
+  "${CARGO_TARGET_DIR:-target}/debug/progimage" --listen 127.0.0.1:0 --data-dir "$work/data" \
   >"$work/server.log" 2>&1 &
 server_pid=$!
 

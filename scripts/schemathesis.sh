@@ -36,7 +36,7 @@ PORT="${PORT:-$((20000 + RANDOM % 20000))}"
 # the contract, not throughput.
 PROGIMAGE_LISTEN="127.0.0.1:$PORT" PROGIMAGE_DATA_DIR="$DATA_DIR/data" \
     PROGIMAGE_MAX_PIXELS=4000000 NO_COLOR=1 RUST_LOG=warn \
-    target/debug/progimage >"$LOG" 2>&1 &
+    "${CARGO_TARGET_DIR:-target}/debug/progimage" >"$LOG" 2>&1 &
 SERVER=$!
 cleanup() {
     kill "$SERVER" 2>/dev/null || true
