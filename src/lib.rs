@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use sha2::Digest;
 
 pub use config::Config;
 use error::Error;
@@ -44,6 +45,9 @@ pub struct AppState {
     pub stats: Stats,
     /// Remote image loading behind the private-address guard.
     pub fetcher: fetch::Fetcher,
+    /// This state itself, for work that must outlive the request that started it (a
+    /// render's single-flight task, a delete's purge): see [`AppState::shared`].
+    me: std::sync::Weak<AppState>,
 }
 
 /// Counters reported by `/status`.
@@ -117,9 +121,11 @@ impl AppState {
             config.originals_cache_bytes,
             (config.originals_cache_bytes / 2) as usize,
         );
-        let state = Arc::new(AppState {
+        let presets = http::presets::Presets::parse(&config.presets, config.presets_only)?;
+        let state = Arc::new_cyclic(|me| AppState {
+            me: me.clone(),
             limits: DecodeLimits::for_pixels(config.max_pixels),
-            presets: http::presets::Presets::parse(&config.presets, config.presets_only)?,
+            presets,
             rate_limit: http::rate_limit::RateLimit::new(config.rate_limit),
             config,
             images,
@@ -139,6 +145,15 @@ impl AppState {
         });
         tokio::spawn(cache_upkeep(Arc::downgrade(&state)));
         Ok(state)
+    }
+}
+
+impl AppState {
+    /// An owning handle to this state, for tasks spawned off a request.
+    pub fn shared(&self) -> Arc<AppState> {
+        self.me
+            .upgrade()
+            .expect("the state is alive while a request uses it")
     }
 }
 
@@ -164,7 +179,17 @@ impl AppState {
             return self.images.original(id).await;
         }
         if let Some(bytes) = self.variants.get_local(id, ORIGINAL_COPY).await? {
-            return Ok(bytes);
+            // The copy is a cache file (not fsynced): its id says what it must hash to.
+            let copy = bytes.clone();
+            let expected = id.to_owned();
+            let whole = self
+                .pool
+                .run(move || hex::encode(sha2::Sha256::digest(&copy)) == expected)
+                .await
+                .unwrap_or(false);
+            if whole {
+                return Ok(bytes);
+            }
         }
         let bytes = self.images.original(id).await?;
         if let Err(e) = self

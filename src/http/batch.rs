@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::{self, Stream, StreamExt};
@@ -19,7 +19,8 @@ use tokio::task::JoinSet;
 use utoipa::ToSchema;
 
 use super::body::{content_type, is_file_part, part_error, read_part};
-use super::image::{ingest, parse_id};
+use super::image::{ingest, parse_id, query_pairs};
+use super::rate_limit::RateLimit;
 use super::signing;
 use super::variant::{variant_bytes, VariantRequest};
 use crate::error::{Error, ErrorBody};
@@ -48,13 +49,15 @@ pub struct BatchVariants {
         (status = 400, description = "bad_request", body = ErrorBody),
     ))]
 pub async fn batch(State(state): State<Arc<AppState>>, req: Request) -> Result<Response, Error> {
-    state.rate_limit.check()?;
+    // Every item costs one rate-limit unit of this client, taken as the item starts: the
+    // items run off the request's task, so they are charged by name.
+    let client = RateLimit::client();
     let content_type = content_type(&req);
     if content_type.starts_with("multipart/form-data") {
         let form = Multipart::from_request(req, &())
             .await
             .map_err(|e| Error::BadRequest(format!("malformed multipart body: {e}")))?;
-        return Ok(ndjson(upload_lines(state, form)));
+        return Ok(ndjson(upload_lines(state, form, client)));
     }
     if content_type.starts_with("application/json") {
         let body = axum::body::to_bytes(req.into_body(), MAX_JSON_BYTES)
@@ -68,7 +71,7 @@ pub async fn batch(State(state): State<Arc<AppState>>, req: Request) -> Result<R
                 "{items} id × variant pairs; at most {MAX_VARIANT_ITEMS} per batch"
             )));
         }
-        return Ok(ndjson(variant_lines(state, request)));
+        return Ok(ndjson(variant_lines(state, request, client)));
     }
     Err(Error::BadRequest(
         "POST /batch takes multipart/form-data (uploads) or application/json (variants)".into(),
@@ -100,7 +103,11 @@ fn concurrency(state: &AppState) -> usize {
 
 /// Read parts one after another while earlier ones are validated and stored, at most
 /// `concurrency` at a time; lines are sent as items finish.
-fn upload_lines(state: Arc<AppState>, mut form: Multipart) -> impl Stream<Item = Value> {
+fn upload_lines(
+    state: Arc<AppState>,
+    mut form: Multipart,
+    client: Option<String>,
+) -> impl Stream<Item = Value> {
     let (tx, rx) = mpsc::channel::<Value>(16);
     tokio::spawn(async move {
         let max_bytes = state.config.max_upload_bytes;
@@ -128,8 +135,9 @@ fn upload_lines(state: Arc<AppState>, mut form: Multipart) -> impl Stream<Item =
                 }
             }
             let state = state.clone();
+            let charged = state.rate_limit.check_client(client.as_deref());
             running.spawn(async move {
-                match part {
+                match part.and_then(|body| charged.map(|()| body)) {
                     Err(e) => error_line(index, &e),
                     Ok(body) => match ingest(&state, body).await {
                         Ok((status, meta)) => {
@@ -157,61 +165,159 @@ fn upload_lines(state: Arc<AppState>, mut form: Multipart) -> impl Stream<Item =
     })
 }
 
-fn variant_lines(state: Arc<AppState>, request: BatchVariants) -> impl Stream<Item = Value> {
+/// One entry of `variants`, resolved once for every id it is asked of.
+struct PlannedVariant {
+    /// The entry as sent, cut to [`MAX_ECHO_CHARS`] for the answer lines.
+    echo: String,
+    /// The path segment (`{spec}.{ext}`) and query (`sig=…`), or why the entry is refused.
+    parsed: Result<(String, Option<String>), Error>,
+}
+
+/// Who may have URLs signed for them: with a signing key, only a caller holding an API
+/// key (an operator). Anyone else must bring each item's own `sig`, as a GET would.
+enum Signing {
+    Off,
+    MintFor,
+    CheckEach,
+}
+
+/// Ids and variants are validated before anything is built per item, and items are made
+/// one at a time from their index, so memory follows the concurrency, not ids × variants.
+fn variant_lines(
+    state: Arc<AppState>,
+    request: BatchVariants,
+    client: Option<String>,
+) -> impl Stream<Item = Value> {
     let limit = concurrency(&state);
-    let items: Vec<(usize, String, String)> = request
-        .ids
-        .iter()
-        .flat_map(|id| {
-            request
-                .variants
-                .iter()
-                .map(move |v| (id.clone(), v.clone()))
-        })
-        .enumerate()
-        .map(|(index, (id, variant))| (index, id, variant))
-        .collect();
-    stream::iter(items)
-        .map(move |(index, id, variant)| {
-            let state = state.clone();
+    let ids: Arc<Vec<Result<String, Error>>> =
+        Arc::new(request.ids.iter().map(|raw| parse_id(raw)).collect());
+    let echoed_ids: Arc<Vec<String>> = Arc::new(request.ids.iter().map(|raw| echo(raw)).collect());
+    let variants: Arc<Vec<PlannedVariant>> =
+        Arc::new(request.variants.iter().map(|v| plan_variant(v)).collect());
+    drop(request);
+    let signing = match (&state.config.signing_key, state.config.api_keys.is_empty()) {
+        (None, _) => Signing::Off,
+        // With API keys set, the auth layer let only key holders reach a POST.
+        (Some(_), false) => Signing::MintFor,
+        (Some(_), true) => Signing::CheckEach,
+    };
+    let signing = Arc::new(signing);
+    let per_id = variants.len();
+    let total = ids.len() * per_id;
+    let client = Arc::new(client);
+    stream::iter(0..total)
+        .map(move |index| {
+            let (state, ids, echoed_ids, variants, signing, client) = (
+                state.clone(),
+                ids.clone(),
+                echoed_ids.clone(),
+                variants.clone(),
+                signing.clone(),
+                client.clone(),
+            );
             async move {
-                let outcome = render_one(&state, &id, &variant).await;
+                let (i, v) = (index / per_id, index % per_id);
+                let outcome = match (&ids[i], &variants[v].parsed) {
+                    (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+                    (Ok(id), Ok((file, query))) => {
+                        match state.rate_limit.check_client(client.as_deref()) {
+                            Err(e) => Err(e),
+                            Ok(()) => {
+                                render_one(&state, id, file, query.as_deref(), &signing).await
+                            }
+                        }
+                    }
+                };
                 let mut line = match outcome {
                     Ok(url) => json!({ "index": index, "status": 200, "url": url }),
                     Err(e) => error_line(index, &e),
                 };
-                line["id"] = json!(id);
-                line["variant"] = json!(variant);
+                line["id"] = json!(ids[i].as_ref().unwrap_or(&echoed_ids[i]));
+                line["variant"] = json!(variants[v].echo);
                 line
             }
         })
         .buffer_unordered(limit)
 }
 
-/// Make sure one variant is rendered and cached; its canonical URL.
-async fn render_one(state: &AppState, id: &str, variant: &str) -> Result<String, Error> {
-    let id = parse_id(id)?;
-    let (spec, ext) = match variant.rsplit_once('.') {
-        Some((spec, ext)) => (state.presets.resolve(Some(spec), Vec::new())?, ext),
-        None => (state.presets.resolve(None, Vec::new())?, variant),
+/// Longest id or variant echoed back in an answer line.
+const MAX_ECHO_CHARS: usize = 100;
+/// Longest variant entry: a spec with every key, a watermark id and a `sig` fits.
+const MAX_VARIANT_CHARS: usize = 1024;
+
+fn echo(raw: &str) -> String {
+    raw.chars().take(MAX_ECHO_CHARS).collect()
+}
+
+fn plan_variant(raw: &str) -> PlannedVariant {
+    let parsed = if raw.len() > MAX_VARIANT_CHARS {
+        Err(Error::BadTransform(format!(
+            "a variant is at most {MAX_VARIANT_CHARS} bytes"
+        )))
+    } else {
+        let (file, query) = match raw.split_once('?') {
+            Some((file, query)) => (file, Some(query.to_owned())),
+            None => (raw, None),
+        };
+        Ok((file.to_owned(), query))
     };
+    PlannedVariant {
+        echo: echo(raw),
+        parsed,
+    }
+}
+
+/// Make sure one variant is rendered and cached; its URL. `file` is `{spec}.{ext}` (or
+/// just `{ext}`), `query` what followed a `?` (only `sig` is expected there).
+async fn render_one(
+    state: &AppState,
+    id: &str,
+    file: &str,
+    query: Option<&str>,
+    signing: &Signing,
+) -> Result<String, Error> {
+    let (path_spec, ext) = match file.rsplit_once('.') {
+        Some((spec, ext)) => (Some(spec), ext),
+        None => (None, file),
+    };
+    // What the client would GET: the path-spec spelling, or `/image/{id}.{ext}`.
+    let asked = match path_spec {
+        Some(spec) => format!("/image/{id}/{spec}.{ext}"),
+        None => format!("/image/{id}.{ext}"),
+    };
+    let asked_uri = match query {
+        Some(q) => format!("{asked}?{q}"),
+        None => asked.clone(),
+    };
+    if matches!(signing, Signing::CheckEach) {
+        let uri: Uri = asked_uri
+            .parse()
+            .map_err(|_| Error::BadTransform("the variant is not a valid URL part".into()))?;
+        signing::verify(state.config.signing_key.as_deref(), &uri)?;
+    }
+    let spec = state
+        .presets
+        .resolve(path_spec, query_pairs(query))?;
     let canonical = spec.canonical();
-    let request = VariantRequest::new(id.clone(), ext, spec)?;
+    let request = VariantRequest::new(id.to_owned(), ext, spec)?;
     variant_bytes(state, &request).await?;
+    if matches!(signing, Signing::CheckEach) {
+        // The client's own signed URL: nothing new is minted.
+        return Ok(asked_uri);
+    }
     let ext = request.format.ext();
     // A preset keeps its name in the URL (the only spelling presets-only mode serves).
-    let preset = variant
-        .rsplit_once('.')
-        .map(|(name, _)| name)
-        .filter(|name| state.presets.contains(name));
+    let preset = path_spec.filter(|name| state.presets.contains(name));
     let url = match (preset, canonical.is_empty()) {
         (Some(name), _) => format!("/image/{id}/{name}.{ext}"),
         (None, true) => format!("/image/{id}.{ext}"),
         (None, false) => format!("/image/{id}/{canonical}.{ext}"),
     };
-    // With signing on, hand out URLs the client can fetch as they are.
-    Ok(match &state.config.signing_key {
-        Some(key) => format!("{url}?sig={}", signing::sign(key.as_bytes(), &url)),
-        None => url,
+    // An operator (API key holder) gets URLs anyone can then fetch as they are.
+    Ok(match (&state.config.signing_key, signing) {
+        (Some(key), Signing::MintFor) => {
+            format!("{url}?sig={}", signing::sign(key.as_bytes(), &url))
+        }
+        _ => url,
     })
 }

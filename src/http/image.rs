@@ -59,13 +59,15 @@ pub async fn ingest(state: &AppState, body: UploadBody) -> Result<(StatusCode, I
     // Concurrent uploads of the same new bytes validate and store once: one caller gets
     // 201, the others share its record with 200.
     let mut stored_here = false;
+    let owned = state.shared();
     let (status, meta) = state
         .uploads
         .run(id.clone(), || {
             stored_here = true;
-            store_new(state, id, body)
+            async move { store_new(&owned, id, body).await }
         })
-        .await?;
+        .await
+        .unwrap_or_else(|| Err(Error::Internal("an upload task failed".into())))?;
     let status = if stored_here { status } else { StatusCode::OK };
     Ok((status, meta))
 }

@@ -255,8 +255,24 @@ pub(crate) fn count_response(
     }
     state.telemetry.request(
         route,
-        method.as_str(),
+        method_label(method),
         status.as_u16(),
         started.elapsed().as_secs_f64(),
     );
+}
+
+/// The `method` label: a closed set, so clients inventing methods (`FOO1`, `FOO2`, …)
+/// cannot create metric series without bound.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }

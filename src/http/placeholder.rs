@@ -42,8 +42,15 @@ pub async fn blurhash(
     let json = match state.variants.get(&id, CACHE_KEY).await? {
         Some(bytes) => bytes,
         None => {
+            // Charged to this client before joining: a flight is shared by many.
+            state.rate_limit.check()?;
             let flight = format!("{id}/{CACHE_KEY}");
-            state.renders.run(flight, || compute(&state, &id)).await?
+            let (owned, key) = (state.clone(), id.clone());
+            state
+                .renders
+                .run(flight, || async move { compute(&owned, &key).await })
+                .await
+                .unwrap_or_else(|| Err(Error::Internal("a blurhash task failed".into())))?
         }
     };
     let etag = format!("\"{}-{id}\"", CACHE_KEY.trim_end_matches(".json"));
@@ -52,7 +59,6 @@ pub async fn blurhash(
 
 async fn compute(state: &AppState, id: &str) -> Result<Bytes, Error> {
     let meta = state.images.meta(id).await?;
-    state.rate_limit.check()?;
     let original = state.original(id).await?;
     let limits = state.limits;
     let hash = state

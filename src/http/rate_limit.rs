@@ -5,7 +5,8 @@
 //! The middleware records the client in a task-local for the request, so the few places
 //! that start real work (an upload, a render, a direct transform, a batch) can ask
 //! `check()` without every handler threading the client through. Work spawned off the
-//! request task (batch items) has no client and is not counted again.
+//! request task has no client and is not counted again; batch items are charged one by
+//! one through `check_client`.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -39,13 +40,27 @@ impl RateLimit {
 
     /// Count one unit of work for the current request's client.
     pub fn check(&self) -> Result<(), Error> {
-        let Some(limiter) = &self.limiter else {
+        if self.limiter.is_none() {
             return Ok(());
-        };
+        }
         let Ok(client) = CLIENT.try_with(Clone::clone) else {
             return Ok(()); // not on a request task: part of work already counted
         };
-        limiter.check_key(&client).map_err(|not_until| {
+        self.check_client(Some(&client))
+    }
+
+    /// The current request's client, to charge work done off the request's task
+    /// (batch items) with [`RateLimit::check_client`]. `None` off a request task.
+    pub fn client() -> Option<String> {
+        CLIENT.try_with(Clone::clone).ok()
+    }
+
+    /// Count one unit of work for a named client (`None`: not limited).
+    pub fn check_client(&self, client: Option<&str>) -> Result<(), Error> {
+        let (Some(limiter), Some(client)) = (&self.limiter, client) else {
+            return Ok(());
+        };
+        limiter.check_key(&client.to_owned()).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             Error::RateLimited(wait.as_secs().max(1))
         })

@@ -17,6 +17,7 @@ use crate::AppState;
 const RENDER_VERSION: u32 = 4;
 
 /// A validated variant request: which image, which transforms, which output format.
+#[derive(Clone)]
 pub struct VariantRequest {
     id: String,
     spec: Spec,
@@ -180,10 +181,12 @@ pub async fn variant_bytes(state: &AppState, req: &VariantRequest) -> Result<Byt
     state.telemetry.cache(false);
     state.rate_limit.check()?;
     let flight_key = format!("{}/{}", req.id, req.cache_key);
+    let (owned, req) = (state.shared(), req.clone());
     state
         .renders
-        .run(flight_key, || render_and_cache(state, req))
+        .run(flight_key, || async move { render_and_cache(&owned, &req).await })
         .await
+        .unwrap_or_else(|| Err(Error::Internal("a render task failed".into())))
 }
 
 /// Nodes sharing a bucket: whether the image was deleted through another node (then drop

@@ -12,6 +12,9 @@ pub struct Slot {
     pub used_at: u64,
     /// Position in use order: larger is more recent.
     seq: u64,
+    /// What the file's modification time says (unix seconds): the write, or the last
+    /// use written back by [`LruIndex::stamps_due`]. A restart reads use from it.
+    stamped_at: u64,
 }
 
 /// A cached file the index gave up, for the caller to delete.
@@ -53,6 +56,7 @@ impl LruIndex {
                 size,
                 used_at: now,
                 seq,
+                stamped_at: now,
             },
         );
         self.by_use.insert(seq, key.to_owned());
@@ -113,6 +117,24 @@ impl LruIndex {
             .map(|(key, _)| key.clone())
             .collect();
         self.remove_listed(&stale)
+    }
+
+    /// Files used `lag` seconds or more after their modification time says, with the use
+    /// to write back as their new modification time (at most `most` of them); the index
+    /// then takes them as written. So a restart, which reads last use from modification
+    /// times, sees each file used at most `lag` before it really was.
+    pub fn stamps_due(&mut self, lag: u64, most: usize) -> Vec<(String, u64)> {
+        let mut due = Vec::new();
+        for (key, slot) in &mut self.slots {
+            if due.len() >= most {
+                break;
+            }
+            if slot.used_at >= slot.stamped_at.saturating_add(lag) {
+                slot.stamped_at = slot.used_at;
+                due.push((key.clone(), slot.used_at));
+            }
+        }
+        due
     }
 
     fn remove_listed(&mut self, keys: &[String]) -> Vec<Evicted> {
@@ -178,6 +200,19 @@ mod tests {
         expired.sort();
         assert_eq!(expired, ["old"]);
         assert_eq!(index.total_bytes(), 10);
+    }
+
+    #[test]
+    fn stamps_fall_due_once_use_runs_ahead_of_the_file_time() {
+        let mut index = LruIndex::default();
+        index.insert("hot", 1, 100);
+        index.insert("cold", 1, 100);
+        index.touch("hot", 130);
+        index.touch("cold", 105);
+        assert_eq!(index.stamps_due(20, 10), [("hot".to_owned(), 130)]);
+        assert!(index.stamps_due(20, 10).is_empty(), "stamped once");
+        index.touch("hot", 200);
+        assert_eq!(index.stamps_due(20, 0), []);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod blob;
 mod hot;
 mod images;
+mod intact;
 mod lru_index;
 mod s3;
 mod singleflight;

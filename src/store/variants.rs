@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::hot::{HotCache, MAX_VARIANT_BYTES};
+use super::intact;
 use super::lru_index::{Evicted, LruIndex};
 use super::{BlobStore, StoreError};
 
@@ -120,7 +121,10 @@ impl VariantCache {
         };
         match shared.get(&shared_key(&key)).await {
             Ok(bytes) => {
-                self.put_local(&key, bytes.clone()).await?;
+                // A full or read-only local disk must not fail a hit the bucket can serve.
+                if let Err(e) = self.put_local(&key, bytes.clone()).await {
+                    tracing::warn!(error = %e, key, "could not keep a local copy of a variant");
+                }
                 Ok(Some(bytes))
             }
             Err(StoreError::NotFound) => Ok(None),
@@ -160,7 +164,15 @@ impl VariantCache {
         if let Some(bytes) = self.get_memory_key(key) {
             return Ok(Some(bytes));
         }
-        match tokio::fs::read(self.root.join(key)).await {
+        let path = self.root.join(key);
+        match tokio::fs::read(&path).await {
+            Ok(bytes) if !intact::looks_whole(key, &bytes) => {
+                // Torn by a power loss (renames are not fsynced): a miss, and gone.
+                tracing::warn!(path = %path.display(), "dropping an incomplete cached file");
+                self.lock_index().remove(key);
+                let _ = tokio::fs::remove_file(&path).await;
+                Ok(None)
+            }
             Ok(bytes) => {
                 let bytes = Bytes::from(bytes);
                 let mut index = self.lock_index();
@@ -172,7 +184,11 @@ impl VariantCache {
                 Ok(Some(bytes))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                // A failing cache disk costs renders, never the request.
+                tracing::warn!(error = %e, path = %path.display(), "could not read a cached file");
+                Ok(None)
+            }
         }
     }
 
@@ -236,6 +252,7 @@ impl VariantCache {
         let Some(ttl) = self.limits.ttl else {
             return Ok(0);
         };
+        self.stamp_last_uses(ttl).await;
         let cutoff = now_secs().saturating_sub(ttl.as_secs());
         let stale = self.lock_index().expire_before(cutoff);
         for gone in &stale {
@@ -267,6 +284,30 @@ impl VariantCache {
         }
         self.evictions.ttl.fetch_add(expired, Ordering::Relaxed);
         Ok(expired)
+    }
+
+    /// Write last uses back to the files' modification times (a quarter TTL behind at
+    /// most), so that after a restart, which indexes files by modification time, hot
+    /// variants are not all taken for unused since their render and expired together.
+    async fn stamp_last_uses(&self, ttl: Duration) {
+        let due = self.lock_index().stamps_due((ttl.as_secs() / 4).max(1), 10_000);
+        if due.is_empty() {
+            return;
+        }
+        let root = self.root.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for (key, used_at) in due {
+                let at = UNIX_EPOCH + Duration::from_secs(used_at);
+                let stamped = std::fs::File::options()
+                    .write(true)
+                    .open(root.join(&key))
+                    .and_then(|f| f.set_modified(at));
+                if let Err(e) = stamped {
+                    tracing::debug!(error = %e, key, "could not stamp a variant's last use");
+                }
+            }
+        })
+        .await;
     }
 
     fn lock_index(&self) -> MutexGuard<'_, LruIndex> {
@@ -356,12 +397,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let id = "ab".repeat(32);
         let cache = VariantCache::open(dir.path().to_path_buf(), UNBOUNDED, None).unwrap();
-        assert!(cache.get(&id, "k.png").await.unwrap().is_none());
+        assert!(cache.get(&id, "k.txt").await.unwrap().is_none());
         cache
-            .put(&id, "k.png", Bytes::from_static(b"12345"))
+            .put(&id, "k.txt", Bytes::from_static(b"12345"))
             .await
             .unwrap();
-        assert_eq!(cache.get(&id, "k.png").await.unwrap().unwrap(), "12345");
+        assert_eq!(cache.get(&id, "k.txt").await.unwrap().unwrap(), "12345");
         assert_eq!(cache.total_bytes(), 5);
 
         // A crash mid-write leaves a temp file: reopening removes it and keeps the rest.
@@ -370,10 +411,10 @@ mod tests {
         let reopened = VariantCache::open(dir.path().to_path_buf(), UNBOUNDED, None).unwrap();
         assert!(!stray.exists());
         assert_eq!(reopened.total_bytes(), 5);
-        assert_eq!(reopened.get(&id, "k.png").await.unwrap().unwrap(), "12345");
+        assert_eq!(reopened.get(&id, "k.txt").await.unwrap().unwrap(), "12345");
 
         reopened.remove_image(&id).await.unwrap();
-        assert!(reopened.get(&id, "k.png").await.unwrap().is_none());
+        assert!(reopened.get(&id, "k.txt").await.unwrap().is_none());
         assert_eq!(reopened.total_bytes(), 0);
     }
 
