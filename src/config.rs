@@ -132,6 +132,37 @@ pub struct Config {
     #[arg(long, env = "PROGIMAGE_BODY_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub body_idle_timeout: std::time::Duration,
 
+    /// Longest time a whole request body may take to arrive, counted from its headers,
+    /// however steadily it drips; longer is 408 `request_timeout`. `0` turns it off.
+    #[arg(long, env = "PROGIMAGE_BODY_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
+    pub body_timeout: std::time::Duration,
+
+    /// Longest a client may leave a response unread (the socket's send buffer full)
+    /// before its connection is closed. `0` turns it off.
+    #[arg(long, env = "PROGIMAGE_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: std::time::Duration,
+
+    /// Most client connections open at once; past it the server stops accepting (new
+    /// connections wait in the kernel's backlog) until one closes.
+    #[arg(long, env = "PROGIMAGE_MAX_CONNECTIONS", default_value_t = 4096, value_parser = at_least_one)]
+    pub max_connections: usize,
+
+    /// Longest a caller waits for one job on the work pool (a render, a decode); past it
+    /// the request gets 504 `timeout`. The job keeps its worker until it ends: image
+    /// code cannot be interrupted, so the pool stays bounded. `0` turns it off.
+    #[arg(long, env = "PROGIMAGE_JOB_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub job_timeout: std::time::Duration,
+
+    /// Remote fetches (`/fetch`, `{"url"}` uploads) running at once; more are refused
+    /// with 503 `overloaded` before anything is downloaded.
+    #[arg(long, env = "PROGIMAGE_FETCH_CONCURRENCY", default_value_t = 16, value_parser = at_least_one)]
+    pub fetch_concurrency: usize,
+
+    /// On SIGTERM, how long in-flight requests get to finish before the process exits
+    /// anyway (still exit code 0). `0` waits without limit.
+    #[arg(long, env = "PROGIMAGE_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: std::time::Duration,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "PROGIMAGE_LOG_FORMAT", default_value = "text",
         value_parser = ["text", "json"])]

@@ -44,8 +44,11 @@ pub enum Error {
     BadTransform(String),
     #[error("{0}")]
     BadRequest(String),
-    #[error("the request body stalled for longer than {0} s")]
+    #[error("the request body did not arrive within its time limit ({0} s)")]
     RequestTimeout(u64),
+    /// Work the server started took longer than its deadline (504).
+    #[error("{0}")]
+    Timeout(String),
     #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
     Unauthorized,
     #[error("{0}")]
@@ -94,6 +97,7 @@ impl Error {
             Error::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::CorruptImage(_) | Error::TooManyPixels(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Overloaded | Error::StorageUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,6 +124,7 @@ impl Error {
             Error::ForbiddenUrl(_) => "forbidden_url",
             Error::FetchFailed(_) => "fetch_failed",
             Error::Overloaded => "overloaded",
+            Error::Timeout(_) => "timeout",
             Error::RateLimited(_) => "rate_limited",
             Error::StorageUnavailable(_) => "storage_unavailable",
             Error::InsufficientStorage => "insufficient_storage",

@@ -45,6 +45,8 @@ pub struct AppState {
     pub stats: Stats,
     /// Remote image loading behind the private-address guard.
     pub fetcher: fetch::Fetcher,
+    /// Fetches running at once (`--fetch-concurrency`); a fetch past it is refused.
+    pub fetch_slots: Arc<tokio::sync::Semaphore>,
     /// This state itself, for work that must outlive the request that started it (a
     /// render's single-flight task, a delete's purge): see [`AppState::shared`].
     me: std::sync::Weak<AppState>,
@@ -110,7 +112,12 @@ impl AppState {
             tokio::task::spawn_blocking(move || VariantCache::open(cache_dir, limits, shared))
                 .await??;
         let telemetry = Telemetry::default();
-        let pool = WorkPool::new(config.worker_count(), config.queue, telemetry.clone());
+        let pool = WorkPool::new(
+            config.worker_count(),
+            config.queue,
+            config.job_timeout,
+            telemetry.clone(),
+        );
         let fetcher = fetch::Fetcher::new(
             &config.fetch_allow,
             Duration::from_secs(config.fetch_timeout_secs),
@@ -122,6 +129,7 @@ impl AppState {
             (config.originals_cache_bytes / 2) as usize,
         );
         let presets = http::presets::Presets::parse(&config.presets, config.presets_only)?;
+        let fetch_slots = Arc::new(tokio::sync::Semaphore::new(config.fetch_concurrency));
         let state = Arc::new_cyclic(|me| AppState {
             me: me.clone(),
             limits: DecodeLimits::for_pixels(config.max_pixels),
@@ -135,6 +143,7 @@ impl AppState {
             telemetry,
             renders: SingleFlight::default(),
             uploads: SingleFlight::default(),
+            fetch_slots,
             fetcher,
             stats: Stats {
                 started: Instant::now(),
@@ -169,7 +178,9 @@ impl AppState {
             return Ok(bytes);
         }
         let bytes = self.load_original(id).await?;
-        self.originals.insert(id, &bytes);
+        if !self.variants.is_deleted(id) {
+            self.originals.insert(id, &bytes);
+        }
         Ok(bytes)
     }
 
@@ -250,7 +261,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
 /// Our own accept loop over hyper's HTTP/1 builder rather than `axum::serve`, which has
 /// no header read timeout: a client gets `header_timeout` to send its headers (and a
 /// keep-alive connection may sit idle that long), and every request body gets the
-/// `body_idle_timeout` (see [`http::body::with_idle_timeout`]). Handlers see the peer
+/// `body_idle_timeout` (see [`http::body::with_body_timeouts`]). Handlers see the peer
 /// address as `ConnectInfo<SocketAddr>`, as with `into_make_service_with_connect_info`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -267,7 +278,11 @@ pub async fn serve(
         }
     });
     let header_timeout = state.config.header_timeout;
-    let body_idle = state.config.body_idle_timeout;
+    let (body_idle, body_total) = (state.config.body_idle_timeout, state.config.body_timeout);
+    let write_timeout = state.config.write_timeout;
+    // One permit per open connection: at the cap the loop stops accepting, and new
+    // connections wait in the kernel's backlog until one closes.
+    let connections = Arc::new(tokio::sync::Semaphore::new(state.config.max_connections));
     let router = app(state.clone());
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -277,6 +292,13 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -302,7 +324,7 @@ pub async fn serve(
                 if let Some(response) = http::hot_hits::answer(&state, &req).await {
                     return Ok::<_, std::convert::Infallible>(response);
                 }
-                let mut req = http::body::with_idle_timeout(req, body_idle);
+                let mut req = http::body::with_body_timeouts(req, body_idle, body_total);
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
                 let mut response = tower::ServiceExt::oneshot(router, req).await?;
@@ -316,16 +338,29 @@ pub async fn serve(
                 Ok(response)
             }
         });
+        let io = http::write_timeout::WriteTimeout::new(stream, write_timeout);
         let connection =
-            graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+            graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(io), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let deadline = state.config.shutdown_timeout;
+    if deadline.is_zero() {
+        graceful.shutdown().await;
+    } else if tokio::time::timeout(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            seconds = deadline.as_secs(),
+            "shutdown deadline passed with requests still in flight; exiting anyway"
+        );
+    }
     upkeep.abort();
     Ok(())
 }

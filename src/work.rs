@@ -13,6 +13,8 @@ use crate::telemetry::Telemetry;
 pub struct WorkPool {
     workers: Arc<Semaphore>,
     capacity: usize,
+    /// How long a caller waits for its job once admitted (`None`: for ever).
+    deadline: Option<std::time::Duration>,
     counts: Arc<Counts>,
     telemetry: Telemetry,
 }
@@ -45,18 +47,51 @@ fn publish(counts: &Counts, telemetry: &Telemetry) {
 }
 
 impl WorkPool {
-    pub fn new(workers: usize, queue: usize, telemetry: Telemetry) -> Self {
+    pub fn new(
+        workers: usize,
+        queue: usize,
+        deadline: std::time::Duration,
+        telemetry: Telemetry,
+    ) -> Self {
         let workers = workers.max(1);
         WorkPool {
             workers: Arc::new(Semaphore::new(workers)),
             capacity: workers + queue,
+            deadline: (!deadline.is_zero()).then_some(deadline),
             counts: Arc::default(),
             telemetry,
         }
     }
 
-    /// Run `job` on the pool, or fail with [`Error::Overloaded`] when the queue is full.
+    /// Whether a job would be admitted now (checked before buffering an upload, so a
+    /// full pool refuses at once instead of after the body has been read).
+    pub fn has_room(&self) -> bool {
+        self.counts.admitted.load(Ordering::SeqCst) < self.capacity
+    }
+
+    /// Run `job` on the pool, or fail with [`Error::Overloaded`] when the queue is full,
+    /// or [`Error::Timeout`] when it has not finished (queued or running) by the
+    /// deadline. A job that overruns keeps its worker until it ends (image code cannot
+    /// be interrupted), so at most `workers` jobs ever run; only its caller stops waiting.
     pub async fn run<T, F>(&self, job: F) -> Result<T, Error>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(deadline) = self.deadline else {
+            return self.run_to_end(job).await;
+        };
+        tokio::time::timeout(deadline, self.run_to_end(job))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Timeout(format!(
+                    "the image job took longer than {} s",
+                    deadline.as_secs_f64()
+                )))
+            })
+    }
+
+    async fn run_to_end<T, F>(&self, job: F) -> Result<T, Error>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,

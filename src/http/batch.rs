@@ -295,9 +295,7 @@ async fn render_one(
             .map_err(|_| Error::BadTransform("the variant is not a valid URL part".into()))?;
         signing::verify(state.config.signing_key.as_deref(), &uri)?;
     }
-    let spec = state
-        .presets
-        .resolve(path_spec, query_pairs(query))?;
+    let spec = state.presets.resolve(path_spec, query_pairs(query))?;
     let canonical = spec.canonical();
     let request = VariantRequest::new(id.to_owned(), ext, spec)?;
     variant_bytes(state, &request).await?;

@@ -55,6 +55,12 @@ pub async fn read_upload(req: Request, state: &AppState) -> Result<UploadBody, E
     if declared.is_some_and(|len| len > max_bytes + overhead) {
         return Err(Error::TooLarge(max_bytes));
     }
+    // An upload needs the pool (hashing, validation): when it is full, refuse before
+    // buffering up to the byte limit for nothing.
+    if !state.pool.has_room() {
+        state.telemetry.shed();
+        return Err(Error::Overloaded);
+    }
     if is_multipart {
         return read_multipart(req, max_bytes).await;
     }
@@ -163,13 +169,14 @@ where
     Ok(buf.freeze())
 }
 
-/// The error a request body yields when the client sent nothing for the idle timeout.
+/// The error a request body yields when the client sent nothing for the idle timeout,
+/// or the whole body took longer than the body timeout.
 #[derive(Debug)]
 pub struct BodyStalled(Duration);
 
 impl std::fmt::Display for BodyStalled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the client sent nothing for {:?}", self.0)
+        write!(f, "the body did not arrive within {:?}", self.0)
     }
 }
 
@@ -188,31 +195,40 @@ fn stalled(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
     None
 }
 
-/// Give a request body an idle timeout: when the handler waits for more body for
-/// `idle` and nothing arrives, the body ends with [`BodyStalled`]. Only time spent
-/// waiting on the client counts, so a handler that reads late is not penalised.
-/// `idle` of zero leaves the body as it is.
-pub fn with_idle_timeout(req: axum::http::Request<Incoming>, idle: Duration) -> Request {
-    if idle.is_zero() {
+/// Give a request body its deadlines: when the handler waits for more body for `idle`
+/// and nothing arrives, or the whole body has not arrived `total` after the headers,
+/// the body ends with [`BodyStalled`]. For `idle`, only time spent waiting on the client
+/// counts, so a handler that reads late is not penalised. Zero turns either off.
+pub fn with_body_timeouts(
+    req: axum::http::Request<Incoming>,
+    idle: Duration,
+    total: Duration,
+) -> Request {
+    if idle.is_zero() && total.is_zero() {
         return req.map(Body::new);
     }
     req.map(|inner| {
-        Body::new(IdleTimeoutBody {
+        Body::new(TimedBody {
             inner,
-            idle,
-            deadline: None,
+            idle: (!idle.is_zero()).then_some(idle),
+            idle_deadline: None,
+            total,
+            total_deadline: (!total.is_zero()).then(|| Box::pin(tokio::time::sleep(total))),
         })
     })
 }
 
-struct IdleTimeoutBody {
+struct TimedBody {
     inner: Incoming,
-    idle: Duration,
+    idle: Option<Duration>,
     /// Armed when the handler starts waiting, cleared when a frame arrives.
-    deadline: Option<Pin<Box<Sleep>>>,
+    idle_deadline: Option<Pin<Box<Sleep>>>,
+    total: Duration,
+    /// Started with the request: a body dripping a byte at a time still ends.
+    total_deadline: Option<Pin<Box<Sleep>>>,
 }
 
-impl hyper::body::Body for IdleTimeoutBody {
+impl hyper::body::Body for TimedBody {
     type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -221,13 +237,20 @@ impl hyper::body::Body for IdleTimeoutBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        if let Some(total) = &mut this.total_deadline {
+            if total.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Some(Err(Box::new(BodyStalled(this.total)))));
+            }
+        }
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            this.deadline = None;
+            this.idle_deadline = None;
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        let idle = this.idle;
+        let Some(idle) = this.idle else {
+            return Poll::Pending;
+        };
         let deadline = this
-            .deadline
+            .idle_deadline
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
         ready!(deadline.as_mut().poll(cx));
         Poll::Ready(Some(Err(Box::new(BodyStalled(idle)))))

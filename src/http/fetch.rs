@@ -45,7 +45,7 @@ pub async fn read_url_upload(
             "expected a JSON body {{\"url\": \"https://…\"}}: {e}"
         ))
     })?;
-    let bytes = state.fetcher.fetch(&url).await?;
+    let bytes = fetch_remote(state, &url).await?;
     Ok((bytes, url_file_name(&url)))
 }
 
@@ -140,9 +140,22 @@ pub async fn compat_spec_url(
     }
     let (url, pairs) = split_url(query.as_deref())?;
     let spec = state.presets.resolve(Some(&segment), pairs)?;
-    let bytes = state.fetcher.fetch(&url).await?;
+    let bytes = fetch_remote(&state, &url).await?;
     let ext = own_format(&bytes).ext();
     render_bytes(&state, bytes, spec, ext).await
+}
+
+/// Download a remote image: the client's rate-limit unit is taken first (and serves
+/// the render or upload that follows), and at most `--fetch-concurrency` downloads run
+/// at once; past that, 503 `overloaded` before a byte is fetched.
+async fn fetch_remote(state: &AppState, url: &str) -> Result<Bytes, Error> {
+    state.rate_limit.check_ahead()?;
+    let _slot = state
+        .fetch_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Error::Overloaded)?;
+    Ok(state.fetcher.fetch(url).await?)
 }
 
 /// Validate the output format before the (slow) fetch, then fetch and render.
@@ -153,7 +166,7 @@ async fn fetch_and_render(
     ext: &str,
 ) -> Result<Response, Error> {
     output_format(ext)?;
-    let bytes = state.fetcher.fetch(url).await?;
+    let bytes = fetch_remote(state, url).await?;
     render_bytes(state, bytes, spec, ext).await
 }
 

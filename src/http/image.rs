@@ -79,7 +79,10 @@ async fn store_new(
     body: UploadBody,
 ) -> Result<(StatusCode, ImageMeta), Error> {
     match state.images.meta(&id).await {
-        Ok(existing) => return Ok((StatusCode::OK, existing)),
+        Ok(existing) => {
+            state.images.repair_original(&id, body.bytes).await?;
+            return Ok((StatusCode::OK, existing));
+        }
         Err(StoreError::NotFound) => {}
         Err(e) => return Err(e.into()),
     }
@@ -110,6 +113,7 @@ async fn store_new(
         created_at: Utc::now(),
     };
     state.images.insert(&meta, body.bytes).await?;
+    state.variants.revive(&meta.id);
     state.stats.record_upload();
     state.telemetry.uploaded();
     Ok((StatusCode::CREATED, meta))
@@ -304,17 +308,36 @@ pub async fn delete(
         return Err(Error::MethodNotAllowed(Some("GET,HEAD")));
     }
     let id = parse_id(&id)?;
-    if !state.images.exists(&id).await? {
-        return Err(Error::NotFound);
-    }
+    let exists = state.images.exists(&id).await?;
     // The image's ETag is that of its original bytes: a client can delete "only if it is
     // still the image I think" (RFC 9110 §13.1.1).
-    if !super::conditional::if_match(&headers, &format!("\"{id}\"")) {
+    if exists && !super::conditional::if_match(&headers, &format!("\"{id}\"")) {
         return Err(Error::PreconditionFailed);
     }
-    state.images.remove(&id).await?;
-    state.forget_image(&id).await?;
-    state.stats.record_delete();
+    // Detached: a client that disconnects, or a store call that fails, must not leave
+    // the purge undone. Without metadata (never stored, or an earlier delete that failed
+    // halfway) only the cache is purged again, and the answer is still 404; the
+    // original is left alone, as an upload may be writing it before its metadata.
+    let owned = state.clone();
+    tokio::spawn(async move {
+        if exists {
+            owned.variants.bury(&id);
+        }
+        let removed = if exists {
+            owned.images.remove(&id).await.map_err(Error::from)
+        } else {
+            Err(Error::NotFound)
+        };
+        if let Err(e) = owned.forget_image(&id).await {
+            tracing::warn!(error = %e, id, "could not purge a deleted image's cache");
+        }
+        if removed.is_ok() {
+            owned.stats.record_delete();
+        }
+        removed
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the delete task failed: {e}")))??;
     Ok(StatusCode::NO_CONTENT)
 }
 

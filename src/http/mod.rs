@@ -21,6 +21,7 @@ pub mod rate_limit;
 pub mod signing;
 mod transform;
 mod variant;
+pub(crate) mod write_timeout;
 
 use std::sync::Arc;
 use std::time::Instant;

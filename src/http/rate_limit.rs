@@ -22,7 +22,14 @@ use crate::error::Error;
 use crate::AppState;
 
 tokio::task_local! {
-    static CLIENT: String;
+    static CLIENT: Client;
+}
+
+/// Who the request is from, and whether its next unit is already paid for.
+struct Client {
+    name: String,
+    /// Set by [`RateLimit::check_ahead`]: the next `check()` of this request is free.
+    prepaid: std::cell::Cell<bool>,
 }
 
 pub struct RateLimit {
@@ -43,16 +50,26 @@ impl RateLimit {
         if self.limiter.is_none() {
             return Ok(());
         }
-        let Ok(client) = CLIENT.try_with(Clone::clone) else {
+        let Ok(client) = CLIENT.try_with(|c| (!c.prepaid.replace(false)).then(|| c.name.clone()))
+        else {
             return Ok(()); // not on a request task: part of work already counted
         };
-        self.check_client(Some(&client))
+        self.check_client(client.as_deref())
+    }
+
+    /// Take the unit of work the request will ask for later now, before work that
+    /// must not happen for a client over its limit (downloading a remote image); the
+    /// request's next `check()` is then free, so it is charged once.
+    pub fn check_ahead(&self) -> Result<(), Error> {
+        self.check()?;
+        let _ = CLIENT.try_with(|c| c.prepaid.set(self.limiter.is_some()));
+        Ok(())
     }
 
     /// The current request's client, to charge work done off the request's task
     /// (batch items) with [`RateLimit::check_client`]. `None` off a request task.
     pub fn client() -> Option<String> {
-        CLIENT.try_with(Clone::clone).ok()
+        CLIENT.try_with(|c| c.name.clone()).ok()
     }
 
     /// Count one unit of work for a named client (`None`: not limited).
@@ -89,6 +106,10 @@ pub async fn identify(State(state): State<Arc<AppState>>, req: Request, next: Ne
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| format!("ip:{}", addr.ip()))
             .unwrap_or_else(|| "ip:unknown".into()),
+    };
+    let client = Client {
+        name: client,
+        prepaid: std::cell::Cell::new(false),
     };
     CLIENT.scope(client, next.run(req)).await
 }

@@ -184,7 +184,9 @@ pub async fn variant_bytes(state: &AppState, req: &VariantRequest) -> Result<Byt
     let (owned, req) = (state.shared(), req.clone());
     state
         .renders
-        .run(flight_key, || async move { render_and_cache(&owned, &req).await })
+        .run(flight_key, || async move {
+            render_and_cache(&owned, &req).await
+        })
         .await
         .unwrap_or_else(|| Err(Error::Internal("a render task failed".into())))
 }

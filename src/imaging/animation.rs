@@ -80,32 +80,40 @@ fn check_canvas((w, h): (u32, u32), limits: &DecodeLimits) -> Result<(), Imaging
     Ok(())
 }
 
-/// Encode transformed frames as an animated GIF or WebP that loops forever.
+/// Encode transformed frames as an animated GIF or WebP that loops forever. Frames are
+/// taken one at a time as they are made: GIF encodes each as it arrives; WebP keeps
+/// only the RGBA buffers its encoder needs together.
 pub fn encode_frames(
-    frames: Vec<(DynamicImage, u32)>,
+    frames: impl Iterator<Item = Result<(DynamicImage, u32), ImagingError>>,
     format: Format,
     quality: Option<u8>,
     lossless: bool,
 ) -> Result<Vec<u8>, ImagingError> {
-    if let Some((first, _)) = frames.first() {
-        super::encode::check_side_limit((first.width(), first.height()), format)?;
+    let mut frames = frames.peekable();
+    match frames.peek() {
+        Some(Ok((first, _))) => {
+            super::encode::check_side_limit((first.width(), first.height()), format)?
+        }
+        Some(Err(_)) => {}
+        None => return Err(ImagingError::Encode("an animation needs frames".into())),
     }
     let mut out = Vec::new();
     match format {
         Format::Gif => {
             let mut encoder = GifEncoder::new_with_speed(&mut out, 10);
             encoder.set_repeat(Repeat::Infinite).map_err(encode_error)?;
-            let frames = frames.into_iter().map(|(img, delay)| {
+            for frame in frames {
+                let (img, delay) = frame?;
                 let delay = Delay::from_numer_denom_ms(delay.max(MIN_DELAY_MS), 1);
-                Frame::from_parts(img.into_rgba8(), 0, 0, delay)
-            });
-            encoder.encode_frames(frames).map_err(encode_error)?;
+                encoder
+                    .encode_frame(Frame::from_parts(img.into_rgba8(), 0, 0, delay))
+                    .map_err(encode_error)?;
+            }
         }
         Format::Webp => {
             let buffers: Vec<(RgbaImage, u32)> = frames
-                .into_iter()
-                .map(|(img, d)| (img.into_rgba8(), d))
-                .collect();
+                .map(|frame| frame.map(|(img, d)| (img.into_rgba8(), d)))
+                .collect::<Result<_, _>>()?;
             let (w, h) = buffers
                 .first()
                 .map(|(b, _)| b.dimensions())

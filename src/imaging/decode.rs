@@ -17,15 +17,21 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
     /// Largest single allocation the decoder may make, in bytes.
     pub max_alloc: u64,
+    /// Most output pixels an animated output may hold across all its frames (width ×
+    /// height × frames), checked after the first frame is transformed and before the
+    /// others are: the source bound alone lets `w=8192&enlarge=1` ask for terabytes.
+    pub max_animation_pixels: u64,
 }
 
 impl DecodeLimits {
     /// Limits for a pixel budget: room for the largest 16-bit RGBA buffer plus slack for
-    /// palettes, ICC profiles and decoder scratch space.
+    /// palettes, ICC profiles and decoder scratch space; animated outputs get a quarter
+    /// of the budget (as RGBA frames held for the encoder, the same bytes as one still).
     pub fn for_pixels(max_pixels: u64) -> Self {
         DecodeLimits {
             max_pixels,
             max_alloc: max_pixels.saturating_mul(8).saturating_add(64 << 20),
+            max_animation_pixels: max_pixels / 4,
         }
     }
 }

@@ -256,8 +256,7 @@ fn render_frames(
         },
         ..spec.clone()
     };
-    let mut out = Vec::with_capacity(frames.len());
-    for frame in frames {
+    let transform = |frame: AnimatedFrame| -> Result<(DynamicImage, u32), ImagingError> {
         let full_size = frame.image.dimensions();
         let decoded = Decoded {
             format: Format::Gif,
@@ -269,8 +268,25 @@ fn render_frames(
         if let Some(mark) = &mark {
             img = overlay(img, mark, &spec)?;
         }
-        out.push((img, frame.delay_ms));
+        Ok((img, frame.delay_ms))
+    };
+    let count = frames.len() as u64;
+    let mut frames = frames.into_iter();
+    let first = frames
+        .next()
+        .ok_or_else(|| ImagingError::Corrupt("an animation without frames".into()))?;
+    let first = transform(first)?;
+    // Every frame comes out the size of the first: the budget is known before the rest.
+    let (w, h) = (first.0.width(), first.0.height());
+    let total = u64::from(w) * u64::from(h) * count;
+    if total > limits.max_animation_pixels {
+        return Err(ImagingError::TooManyPixels(format!(
+            "{count} frames of {w}x{h} would be {total} pixels; an animated output holds at \
+             most {} (ask for a smaller w or h)",
+            limits.max_animation_pixels
+        )));
     }
+    let out = std::iter::once(Ok(first)).chain(frames.map(transform));
     Ok(Rendered {
         // A GIF's frames are exact palettes: keep them lossless in WebP unless asked.
         bytes: animation::encode_frames(out, format, spec.quality, source == Format::Gif)?,

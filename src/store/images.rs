@@ -104,17 +104,31 @@ impl ImageRepo {
     }
 
     /// Store a new image: the original first, then the metadata that makes it visible.
+    ///
+    /// A failed metadata write leaves the original in place: the write may only have
+    /// timed out and still land, and metadata must never point at a deleted original.
+    /// An original without metadata is invisible, and uploading the bytes again
+    /// completes it.
     pub async fn insert(&self, meta: &ImageMeta, original: Bytes) -> Result<(), StoreError> {
         self.blobs
             .put(&Self::original_key(&meta.id), original)
             .await?;
         let json = serde_json::to_vec(meta).expect("metadata always serialises");
-        let committed = self.blobs.put(&Self::meta_key(&meta.id), json.into()).await;
-        if committed.is_err() {
-            // Without its metadata the original is invisible: don't leave it taking space.
-            let _ = self.blobs.delete(&Self::original_key(&meta.id)).await;
+        self.blobs.put(&Self::meta_key(&meta.id), json.into()).await
+    }
+
+    /// An upload of bytes whose metadata exists: write the original again if it is
+    /// missing (an earlier write that failed after its metadata landed).
+    pub async fn repair_original(&self, id: &str, original: Bytes) -> Result<(), StoreError> {
+        let key = Self::original_key(id);
+        if self.blobs.exists(&key).await? {
+            return Ok(());
         }
-        committed
+        tracing::warn!(
+            id,
+            "metadata without its original: writing the original again"
+        );
+        self.blobs.put(&key, original).await
     }
 
     /// Remove an image: metadata first, so a half-finished delete leaves it invisible.

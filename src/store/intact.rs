@@ -25,7 +25,9 @@ pub fn looks_whole(file: &str, bytes: &[u8]) -> bool {
                 && &bytes[8..12] == b"WEBP"
                 && le32(&bytes[4..8]) + 8 == bytes.len() as u64
         }
-        "bmp" => bytes.len() >= 6 && bytes.starts_with(b"BM") && le32(&bytes[2..6]) == bytes.len() as u64,
+        "bmp" => {
+            bytes.len() >= 6 && bytes.starts_with(b"BM") && le32(&bytes[2..6]) == bytes.len() as u64
+        }
         "tiff" => bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*"),
         "ico" => ico_whole(bytes),
         "avif" => bytes.get(4..8) == Some(b"ftyp") && boxes_fill(bytes),

@@ -154,7 +154,11 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         leader.abort(); // the first client disconnects
         assert_eq!(flight.run(1, work(runs.clone())).await, Some(7));
-        assert_eq!(runs.load(Ordering::SeqCst), 1, "the second caller joined the first run");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "the second caller joined the first run"
+        );
         assert!(flight.is_empty(), "the entry is gone once the work ends");
     }
 

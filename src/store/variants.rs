@@ -28,6 +28,14 @@ const TEMP_PREFIX: &str = ".tmp";
 /// Where variants live in the shared store.
 const SHARED_PREFIX: &str = "variants";
 
+/// Directory (under the cache root) of purge markers: `<id>` while that image's cache
+/// directory is being removed, so a crash mid-purge is finished at the next start.
+const PURGING_DIR: &str = ".purging";
+
+/// How long a deleted image's id refuses cache writes. Any render or read that was in
+/// flight when the delete ran ends well within this (job and store deadlines).
+const TOMBSTONE_LIFETIME: Duration = Duration::from_secs(600);
+
 /// Limits of the cache tiers.
 #[derive(Debug, Clone, Copy)]
 pub struct CacheLimits {
@@ -52,6 +60,8 @@ pub struct VariantCache {
     index: Mutex<LruIndex>,
     limits: CacheLimits,
     shared: Option<Arc<dyn BlobStore>>,
+    /// Ids deleted on this node recently: no tier takes bytes for them (see `bury`).
+    tombstones: quick_cache::sync::Cache<String, std::time::Instant>,
     pub evictions: Evictions,
 }
 
@@ -65,6 +75,7 @@ impl VariantCache {
         shared: Option<Arc<dyn BlobStore>>,
     ) -> std::io::Result<Self> {
         std::fs::create_dir_all(&root)?;
+        finish_purges(&root)?;
         let mut found = Vec::new();
         walk_files(&root, &mut |path, meta| {
             let is_temp = path
@@ -89,6 +100,7 @@ impl VariantCache {
             index: Mutex::new(index),
             limits,
             shared,
+            tombstones: quick_cache::sync::Cache::new(100_000),
             evictions: Evictions::default(),
         };
         let over = cache.lock_index().evict_to(limits.disk_bytes);
@@ -181,6 +193,12 @@ impl VariantCache {
                 }
                 drop(index);
                 self.hot.insert(key, &bytes);
+                // A read that raced a delete must not bring the image back: checked after
+                // the insert, so a purge either saw the entry or left this tombstone.
+                if self.is_buried(key) {
+                    self.hot.remove(key);
+                    return Ok(None);
+                }
                 Ok(Some(bytes))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -195,6 +213,9 @@ impl VariantCache {
     /// Store `bytes` as `file` of image `id` in every tier.
     pub async fn put(&self, id: &str, file: &str, bytes: Bytes) -> Result<(), StoreError> {
         let key = cache_key(id, file);
+        if self.is_buried(&key) {
+            return Ok(());
+        }
         if let Some(shared) = &self.shared {
             // Two nodes rendering the same variant both write the same bytes: the object
             // store keeps one whole object either way.
@@ -204,12 +225,30 @@ impl VariantCache {
     }
 
     async fn put_local(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        if self.is_buried(key) {
+            return Ok(());
+        }
         self.hot.insert(key, &bytes);
         let target = self.root.join(key);
         let len = bytes.len() as u64;
+        let written = target.clone();
         tokio::task::spawn_blocking(move || write_atomically(&target, &bytes))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        if self.is_buried(key) {
+            // Deleted while this was written: the purge may have run before the write
+            // recreated the directory, so undo it here.
+            self.hot.remove(key);
+            let dir = written.parent().map(Path::to_path_buf);
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_file(&written);
+                if let Some(dir) = dir {
+                    let _ = std::fs::remove_dir(dir); // only if empty
+                }
+            })
+            .await;
+            return Ok(());
+        }
         let evicted = {
             let mut index = self.lock_index();
             index.insert(key, len, now_secs());
@@ -224,19 +263,42 @@ impl VariantCache {
         Ok(())
     }
 
-    /// Drop every cached variant of an image, in every tier.
+    /// Refuse cache writes for a deleted image from now on (for [`TOMBSTONE_LIFETIME`],
+    /// or until [`VariantCache::revive`]): renders and reads that were in flight when it
+    /// was deleted cannot bring any tier back. Call before deleting, then purge.
+    pub fn bury(&self, id: &str) {
+        self.tombstones
+            .insert(id.to_owned(), std::time::Instant::now());
+    }
+
+    /// The image is stored again (re-uploaded): its variants may be cached again.
+    pub fn revive(&self, id: &str) {
+        self.tombstones.remove(id);
+    }
+
+    /// Whether the image of cache key `ab/<id>/<file>` was deleted here recently.
+    fn is_buried(&self, key: &str) -> bool {
+        self.is_deleted(key.split('/').nth(1).unwrap_or_default())
+    }
+
+    /// Whether image `id` was deleted on this node recently (see `bury`).
+    pub fn is_deleted(&self, id: &str) -> bool {
+        self.tombstones
+            .get(id)
+            .is_some_and(|at| at.elapsed() < TOMBSTONE_LIFETIME)
+    }
+
+    /// Drop every cached variant of an image, in every tier. Idempotent; a crash midway
+    /// is finished when the cache next opens (a purge marker is written first).
     pub async fn remove_image(&self, id: &str) -> Result<(), StoreError> {
         let prefix = format!("{}/{id}/", &id[..2]);
         self.hot.remove_prefix(&prefix);
         self.lock_index()
             .remove_where(|key| key.starts_with(&prefix));
-        let dir = self.root.join(&prefix);
-        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        let (root, id_owned) = (self.root.clone(), id.to_owned());
+        tokio::task::spawn_blocking(move || purge_dir(&root, &id_owned))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
         if let Some(shared) = &self.shared {
             for key in shared.list(&shared_key(&prefix)).await? {
                 shared.delete(&key).await?;
@@ -290,7 +352,9 @@ impl VariantCache {
     /// most), so that after a restart, which indexes files by modification time, hot
     /// variants are not all taken for unused since their render and expired together.
     async fn stamp_last_uses(&self, ttl: Duration) {
-        let due = self.lock_index().stamps_due((ttl.as_secs() / 4).max(1), 10_000);
+        let due = self
+            .lock_index()
+            .stamps_due((ttl.as_secs() / 4).max(1), 10_000);
         if due.is_empty() {
             return;
         }
@@ -323,6 +387,47 @@ impl VariantCache {
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || remove_files(&root, &evicted));
     }
+}
+
+/// Remove an image's cache directory under a purge marker (see [`PURGING_DIR`]).
+fn purge_dir(root: &Path, id: &str) -> std::io::Result<()> {
+    let markers = root.join(PURGING_DIR);
+    std::fs::create_dir_all(&markers)?;
+    let marker = markers.join(id);
+    std::fs::write(&marker, b"")?;
+    let dir = root.join(&id[..2]).join(id);
+    // A write racing the purge can make one pass fail (`ENOTEMPTY`); writers check the
+    // tombstone after writing and undo, so a retry finds the directory settling.
+    let mut attempt = 0;
+    loop {
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) if attempt >= 3 => return Err(e),
+            Err(_) => attempt += 1,
+            Ok(()) => break,
+        }
+    }
+    std::fs::remove_file(marker)
+}
+
+/// Finish the purges a crash interrupted (their markers are still there).
+fn finish_purges(root: &Path) -> std::io::Result<()> {
+    let Ok(entries) = std::fs::read_dir(root.join(PURGING_DIR)) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        if let Some(id) = entry
+            .file_name()
+            .to_str()
+            .filter(|id| super::is_valid_id(id))
+        {
+            tracing::info!(id, "finishing the purge of a deleted image's cache");
+            purge_dir(root, id)?;
+        } else {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
 }
 
 /// The variant's path relative to the cache root: `ab/<id>/<file>`.
@@ -373,6 +478,9 @@ fn walk_files(dir: &Path, visit: &mut dyn FnMut(&Path, &std::fs::Metadata)) -> s
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let meta = entry.metadata()?;
+        if entry.file_name() == PURGING_DIR {
+            continue;
+        }
         if meta.is_dir() {
             walk_files(&entry.path(), visit)?;
         } else {
