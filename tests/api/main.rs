@@ -12,6 +12,7 @@ mod crash;
 mod disk_full;
 mod fetch;
 mod formats;
+mod hardening;
 mod fuzz_regressions;
 mod http_semantics;
 mod malformed;

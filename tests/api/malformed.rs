@@ -182,7 +182,7 @@ async fn truncations_and_bit_flips_get_contract_4xx_never_5xx() {
 }
 
 /// Peak resident memory of a process (VmHWM), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
+pub fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
