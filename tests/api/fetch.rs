@@ -349,6 +349,62 @@ async fn a_slow_origin_times_out() {
     assert_error(resp, StatusCode::BAD_GATEWAY, "fetch_failed").await;
 }
 
+/// Issue 15, item 7: downloads are capped in number, and a client over its rate limit
+/// is refused before anything is downloaded.
+#[tokio::test]
+async fn fetches_past_the_concurrency_cap_or_the_rate_limit_download_nothing() {
+    let origin = Origin::start().await;
+    let server = server_with(&["127.0.0.1/32"], |c| {
+        c.fetch_timeout_secs = 3;
+        c.fetch_concurrency = 1;
+    })
+    .await;
+    let held = {
+        let request = server
+            .client
+            .get(server.url("/fetch/w_10.png"))
+            .query(&[("url", origin.url("/slow"))]);
+        tokio::spawn(bounded(request))
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hits = origin.hits();
+    let resp = get_with_url(
+        &server,
+        "/fetch/w_10.png",
+        &origin.url(&format!("/img/{PNG}")),
+    )
+    .await;
+    assert_error(resp, StatusCode::SERVICE_UNAVAILABLE, "overloaded").await;
+    assert_eq!(origin.hits(), hits, "the refused fetch sent nothing");
+    assert_error(held.await.unwrap(), StatusCode::BAD_GATEWAY, "fetch_failed").await;
+
+    let limited = server_with(&["127.0.0.1/32"], |c| c.rate_limit = Some(1)).await;
+    let first = get_with_url(
+        &limited,
+        "/fetch/w_10.png",
+        &origin.url(&format!("/img/{PNG}")),
+    )
+    .await;
+    assert_eq!(
+        first.status(),
+        StatusCode::OK,
+        "one unit for the fetch and its render"
+    );
+    let hits = origin.hits();
+    let second = get_with_url(
+        &limited,
+        "/fetch/w_11.png",
+        &origin.url(&format!("/img/{PNG}")),
+    )
+    .await;
+    assert_error(second, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(
+        origin.hits(),
+        hits,
+        "a client over its limit downloads nothing"
+    );
+}
+
 #[tokio::test]
 async fn bodies_over_the_upload_limit_are_too_large() {
     let origin = Origin::start().await;

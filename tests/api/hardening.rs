@@ -105,7 +105,10 @@ async fn a_batch_of_huge_bad_ids_is_refused_item_by_item_in_bounded_memory() {
     for line in &lines {
         assert_eq!(line["status"], 400, "{line}");
         assert_eq!(line["error"]["code"], "bad_id", "{line}");
-        assert!(line["id"].as_str().unwrap().len() <= 100, "the id is echoed cut");
+        assert!(
+            line["id"].as_str().unwrap().len() <= 100,
+            "the id is echoed cut"
+        );
     }
     assert!(text.len() < 4 << 20, "{} bytes of answer", text.len());
     let after = peak_rss_kib(server.pid());
@@ -167,7 +170,9 @@ async fn animated_outputs_are_bounded_in_pixels_across_frames() {
         assert!(started.elapsed() < Duration::from_secs(5), "refused early");
     }
     // Within the budget, every frame is still there.
-    let small = server.bytes(&format!("/image/{id}.gif?w=64&enlarge=1")).await;
+    let small = server
+        .bytes(&format!("/image/{id}.gif?w=64&enlarge=1"))
+        .await;
     assert_eq!(gif_frame_count(&small), (40, (64, 64)));
 }
 
@@ -233,7 +238,10 @@ async fn batch_signs_urls_for_api_key_holders() {
     assert_eq!(lines[0]["status"], 200, "{}", lines[0]);
     let url = lines[0]["url"].as_str().unwrap();
     let expected_path = format!("/image/{id}/w_61.webp");
-    assert_eq!(url, format!("{expected_path}?sig={}", sign(key, &expected_path)));
+    assert_eq!(
+        url,
+        format!("{expected_path}?sig={}", sign(key, &expected_path))
+    );
     assert_eq!(server.get(url).await.status(), StatusCode::OK);
 }
 
@@ -255,7 +263,10 @@ async fn every_batch_item_takes_a_rate_limit_unit() {
         .filter(|l| l["status"] == 429 && l["error"]["code"] == "rate_limited")
         .count();
     assert_eq!(lines.len(), 8);
-    assert!(rendered <= 3, "{rendered} of 8 items rendered under a limit of 2/s");
+    assert!(
+        rendered <= 3,
+        "{rendered} of 8 items rendered under a limit of 2/s"
+    );
     assert_eq!(rendered + limited, 8, "{lines:?}");
 }
 
@@ -306,12 +317,18 @@ async fn a_blurhash_queued_behind_a_delete_does_not_recreate_the_cache() {
     // Keep the one worker busy, so the BlurHash job waits in the queue (its original
     // already read) while the image is deleted.
     let busy = {
-        let (client, url) = (server.client.clone(), server.url(&format!("/image/{slow}.{SLOW}")));
+        let (client, url) = (
+            server.client.clone(),
+            server.url(&format!("/image/{slow}.{SLOW}")),
+        );
         tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let hash = {
-        let (client, url) = (server.client.clone(), server.url(&format!("/image/{victim}/blurhash")));
+        let (client, url) = (
+            server.client.clone(),
+            server.url(&format!("/image/{victim}/blurhash")),
+        );
         tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -352,7 +369,12 @@ async fn a_retried_delete_purges_what_a_failed_one_left() {
         .await
         .unwrap();
     assert_error(retried, StatusCode::NOT_FOUND, "not_found").await;
-    assert_error(server.get(&variant).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_error(
+        server.get(&variant).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
     assert!(files_under(&cache_dir(server.dir.path(), &id)).is_empty());
 }
 
@@ -365,7 +387,9 @@ async fn a_purge_cut_short_by_a_crash_is_finished_at_start_up() {
     std::fs::write(variants.join("0123.png"), b"left by a crash mid-purge").unwrap();
     std::fs::create_dir_all(dir.path().join("cache/.purging")).unwrap();
     std::fs::write(dir.path().join("cache/.purging").join(&id), b"").unwrap();
-    let _state = AppState::new(Config::with_data_dir(dir.path())).await.unwrap();
+    let _state = AppState::new(Config::with_data_dir(dir.path()))
+        .await
+        .unwrap();
     assert!(!variants.exists(), "the interrupted purge was finished");
     assert!(!dir.path().join("cache/.purging").join(&id).exists());
 }
@@ -434,8 +458,7 @@ fn drip_upload(base: &str) -> (Duration, String) {
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
-    while started.elapsed() < Duration::from_secs(30) && !got.windows(4).any(|w| w == b"\r\n\r\n")
-    {
+    while started.elapsed() < Duration::from_secs(30) && !got.windows(4).any(|w| w == b"\r\n\r\n") {
         let _ = stream.write_all(b"x");
         match stream.read(&mut buf) {
             Ok(0) => break,
@@ -443,7 +466,10 @@ fn drip_upload(base: &str) -> (Duration, String) {
             Err(_) => {}
         }
     }
-    (started.elapsed(), String::from_utf8_lossy(&got).into_owned())
+    (
+        started.elapsed(),
+        String::from_utf8_lossy(&got).into_owned(),
+    )
 }
 
 #[tokio::test]
@@ -455,7 +481,10 @@ async fn a_body_dripped_a_byte_at_a_time_still_times_out() {
         .unwrap();
     assert!(text.starts_with("HTTP/1.1 408"), "{text:?}");
     assert!(text.contains("request_timeout"), "{text:?}");
-    assert!(elapsed < Duration::from_secs(10), "answered after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "answered after {elapsed:?}"
+    );
     assert!(server.state.images.ids().await.unwrap().is_empty());
 }
 
@@ -582,7 +611,10 @@ async fn a_render_whose_client_left_is_finished_once_for_the_next() {
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
-    assert!(impatient.get(&url).send().await.is_err(), "the first client gave up");
+    assert!(
+        impatient.get(&url).send().await.is_err(),
+        "the first client gave up"
+    );
     let resp = timeout(BOUND, server.client.get(&url).send())
         .await
         .unwrap()
@@ -601,7 +633,9 @@ async fn a_render_whose_client_left_is_finished_once_for_the_next() {
 async fn every_output_reads_back_whole_from_disk_and_torn_files_are_rendered_again() {
     let server = TestServer::local(|c| c.hot_cache_bytes = 0).await;
     let id = server.upload_corpus(JPEG).await;
-    let exts = ["png", "jpg", "webp", "gif", "bmp", "tiff", "ico", "avif", "svg", "txt"];
+    let exts = [
+        "png", "jpg", "webp", "gif", "bmp", "tiff", "ico", "avif", "svg", "txt",
+    ];
     let mut first = Vec::new();
     for ext in exts {
         first.push(server.bytes(&format!("/image/{id}.{ext}?w=40")).await);
@@ -640,7 +674,11 @@ async fn serve_dir(dir: &Path, configure: impl FnOnce(&mut Config)) -> (String, 
     let state = AppState::new(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(progimage::serve(listener, state.clone(), std::future::pending()));
+    tokio::spawn(progimage::serve(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
     (base, state)
 }
 
@@ -674,7 +712,8 @@ async fn a_restart_keeps_variants_used_within_the_ttl() {
     tokio::time::sleep(Duration::from_millis(1500)).await; // one TTL sweep at least
     let left = files_under(&cache_dir(dir.path(), &id));
     assert!(
-        left.iter().any(|f| f.extension().is_some_and(|e| e == "png")),
+        left.iter()
+            .any(|f| f.extension().is_some_and(|e| e == "png")),
         "a variant used a moment before the restart was expired by it"
     );
 }

@@ -119,6 +119,27 @@ async fn two_nodes_rendering_the_same_new_variant_both_succeed() {
     assert_eq!(stored, a.bytes(&variant).await);
 }
 
+/// Issue 15, item 9: a variant the bucket holds is served even when this node's cache
+/// disk cannot take a copy.
+#[tokio::test]
+async fn a_failing_local_cache_disk_does_not_break_bucket_hits() {
+    let s3 = S3Server::start().await;
+    let (a, b) = (node(&s3).await, node(&s3).await);
+    let id = a.upload_corpus(PHOTO).await;
+    let variant = format!("/image/{id}.webp?w=120");
+    let rendered = a.bytes(&variant).await;
+    // Node b's cache shard for this id cannot be created: a file stands in its place.
+    let shard = b.dir.path().join("cache").join(&id[..2]);
+    let _ = std::fs::remove_dir_all(&shard);
+    std::fs::write(&shard, b"not a directory").unwrap();
+    assert_eq!(b.bytes(&variant).await, rendered);
+    assert_eq!(
+        renders(&b).await,
+        0.0,
+        "served from the bucket, not rendered"
+    );
+}
+
 #[tokio::test]
 async fn an_unreachable_bucket_gives_fast_503s_and_recovers() {
     let mut s3 = S3Server::start().await;
