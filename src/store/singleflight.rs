@@ -10,8 +10,11 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 /// The shared answer of one flight: `None` when its task panicked or was aborted.
 type Flight<V> = Shared<BoxFuture<'static, Option<V>>>;
 
+/// Flights by key, each with the number that tells it from a later flight of that key.
+type Flights<K, V> = Arc<Mutex<HashMap<K, (u64, Flight<V>)>>>;
+
 pub struct SingleFlight<K, V> {
-    in_flight: Arc<Mutex<HashMap<K, (u64, Flight<V>)>>>,
+    in_flight: Flights<K, V>,
     next_flight: std::sync::atomic::AtomicU64,
 }
 
@@ -89,7 +92,7 @@ where
 /// Removes its flight's entry when the flight's task ends (returns, panics or is
 /// aborted at shutdown), unless a newer flight took the key.
 struct Done<K: Eq + Hash, V> {
-    map: Arc<Mutex<HashMap<K, (u64, Flight<V>)>>>,
+    map: Flights<K, V>,
     key: Option<K>,
     number: u64,
 }

@@ -99,14 +99,7 @@ fn noise_png(seed: u64) -> Vec<u8> {
     let mut rng = XorShift::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let (w, h) = (64 + rng.below(160) as u32, 64 + rng.below(160) as u32);
     let pixels: Vec<u8> = (0..w * h * 3).map(|_| rng.next() as u8).collect();
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, w, h);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().unwrap();
-    writer.write_image_data(&pixels).unwrap();
-    writer.finish().unwrap();
-    out
+    crate::support::rgb_png(w, h, &pixels)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

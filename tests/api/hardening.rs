@@ -18,7 +18,7 @@ use tokio::time::timeout;
 
 use crate::crash::{ServerProcess, XorShift};
 use crate::malformed::peak_rss_kib;
-use crate::support::{assert_error, corpus, files_under, TestServer};
+use crate::support::{assert_error, corpus, files_under, rgb_png, TestServer};
 
 const JPEG: &str = "jpeg-progressive.jpg";
 /// Every wait in this file is bounded by this.
@@ -31,14 +31,7 @@ fn png_of(w: u32, h: u32, pixel: impl Fn(u32, u32) -> [u8; 3]) -> Vec<u8> {
             pixels.extend_from_slice(&pixel(x, y));
         }
     }
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, w, h);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().unwrap();
-    writer.write_image_data(&pixels).unwrap();
-    writer.finish().unwrap();
-    out
+    rgb_png(w, h, &pixels)
 }
 
 /// Noise: slow to trace, so a traced SVG of it keeps a worker busy for a while.
@@ -303,6 +296,15 @@ async fn invented_methods_share_one_metric_label() {
 
 // 5. Deleted images can come back.
 
+/// `GET path` in the background; its status.
+fn spawn_get(
+    server: &TestServer,
+    path: &str,
+) -> tokio::task::JoinHandle<reqwest::Result<StatusCode>> {
+    let (client, url) = (server.client.clone(), server.url(path));
+    tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
+}
+
 #[tokio::test]
 async fn a_blurhash_queued_behind_a_delete_does_not_recreate_the_cache() {
     let server = TestServer::local(|c| c.workers = Some(1)).await;
@@ -316,21 +318,9 @@ async fn a_blurhash_queued_behind_a_delete_does_not_recreate_the_cache() {
         .to_owned();
     // Keep the one worker busy, so the BlurHash job waits in the queue (its original
     // already read) while the image is deleted.
-    let busy = {
-        let (client, url) = (
-            server.client.clone(),
-            server.url(&format!("/image/{slow}.{SLOW}")),
-        );
-        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
-    };
+    let busy = spawn_get(&server, &format!("/image/{slow}.{SLOW}"));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let hash = {
-        let (client, url) = (
-            server.client.clone(),
-            server.url(&format!("/image/{victim}/blurhash")),
-        );
-        tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) })
-    };
+    let hash = spawn_get(&server, &format!("/image/{victim}/blurhash"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let deleted = server
         .client
