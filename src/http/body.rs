@@ -213,7 +213,8 @@ pub fn with_body_timeouts(
             idle: (!idle.is_zero()).then_some(idle),
             idle_deadline: None,
             total,
-            total_deadline: (!total.is_zero()).then(|| Box::pin(tokio::time::sleep(total))),
+            total_at: (!total.is_zero()).then(|| tokio::time::Instant::now() + total),
+            total_deadline: None,
         })
     })
 }
@@ -224,7 +225,10 @@ struct TimedBody {
     /// Armed when the handler starts waiting, cleared when a frame arrives.
     idle_deadline: Option<Pin<Box<Sleep>>>,
     total: Duration,
-    /// Started with the request: a body dripping a byte at a time still ends.
+    /// When the whole body must be in, counted from the request's arrival: a body
+    /// dripping a byte at a time still ends. Its timer is made at the first read, so
+    /// requests whose body is never read cost no timer.
+    total_at: Option<tokio::time::Instant>,
     total_deadline: Option<Pin<Box<Sleep>>>,
 }
 
@@ -237,7 +241,10 @@ impl hyper::body::Body for TimedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        if let Some(total) = &mut this.total_deadline {
+        if let Some(at) = this.total_at {
+            let total = this
+                .total_deadline
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
             if total.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Some(Err(Box::new(BodyStalled(this.total)))));
             }

@@ -331,8 +331,14 @@ pub async fn delete(
         if let Err(e) = owned.forget_image(&id).await {
             tracing::warn!(error = %e, id, "could not purge a deleted image's cache");
         }
-        if removed.is_ok() {
-            owned.stats.record_delete();
+        match &removed {
+            Ok(()) => owned.stats.record_delete(),
+            // The metadata is still there (the store failed first): the image stays,
+            // and may be cached again.
+            Err(_) if exists && matches!(owned.images.exists(&id).await, Ok(true)) => {
+                owned.variants.revive(&id)
+            }
+            Err(_) => {}
         }
         removed
     })
