@@ -605,11 +605,18 @@ async fn a_render_whose_client_left_is_finished_once_for_the_next() {
         impatient.get(&url).send().await.is_err(),
         "the first client gave up"
     );
-    let resp = timeout(BOUND, server.client.get(&url).send())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    let second = spawn_get(&server, &format!("/image/{id}.{SLOW}"));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Had the second caller started a render of its own, it would be queued behind the
+    // first one's job, which runs on in the one worker whoever waits for it.
+    assert_eq!(server.metric("progimage_work_in_flight").await, 1.0);
+    assert_eq!(
+        server.metric("progimage_work_queue_depth").await,
+        0.0,
+        "the second caller queued a second render"
+    );
+    let status = timeout(BOUND, second).await.unwrap().unwrap().unwrap();
+    assert_eq!(status, StatusCode::OK);
     let renders = server
         .metric("progimage_renders_total{format=\"svg\"}")
         .await;
