@@ -47,6 +47,8 @@ pub struct AppState {
     pub fetcher: fetch::Fetcher,
     /// Fetches running at once (`--fetch-concurrency`); a fetch past it is refused.
     pub fetch_slots: Arc<tokio::sync::Semaphore>,
+    /// Upload bodies being read at once (workers + queue); an upload past it is refused.
+    pub upload_slots: Arc<tokio::sync::Semaphore>,
     /// This state itself, for work that must outlive the request that started it (a
     /// render's single-flight task, a delete's purge): see [`AppState::shared`].
     me: std::sync::Weak<AppState>,
@@ -130,6 +132,9 @@ impl AppState {
         );
         let presets = http::presets::Presets::parse(&config.presets, config.presets_only)?;
         let fetch_slots = Arc::new(tokio::sync::Semaphore::new(config.fetch_concurrency));
+        let upload_slots = Arc::new(tokio::sync::Semaphore::new(
+            config.worker_count() + config.queue,
+        ));
         let state = Arc::new_cyclic(|me| AppState {
             me: me.clone(),
             limits: DecodeLimits::for_pixels(config.max_pixels),
@@ -144,6 +149,7 @@ impl AppState {
             renders: SingleFlight::default(),
             uploads: SingleFlight::default(),
             fetch_slots,
+            upload_slots,
             fetcher,
             stats: Stats {
                 started: Instant::now(),

@@ -176,8 +176,11 @@ struct PlannedVariant {
 /// Who may have URLs signed for them: with a signing key, only a caller holding an API
 /// key (an operator). Anyone else must bring each item's own `sig`, as a GET would.
 enum Signing {
+    /// No signing key: URLs are plain.
     Off,
+    /// The caller holds an API key: its URLs are signed for it.
     MintFor,
+    /// No API keys configured: each item must carry the `sig` of the URL it names.
     CheckEach,
 }
 

@@ -56,11 +56,16 @@ pub async fn read_upload(req: Request, state: &AppState) -> Result<UploadBody, E
         return Err(Error::TooLarge(max_bytes));
     }
     // An upload needs the pool (hashing, validation): when it is full, refuse before
-    // buffering up to the byte limit for nothing.
-    if !state.pool.has_room() {
-        state.telemetry.shed();
-        return Err(Error::Overloaded);
-    }
+    // buffering up to the byte limit for nothing. Bodies being read at once are bounded
+    // like the pool's admissions (workers + queue), so slow uploaders cannot make the
+    // server hold more buffered bytes than the pool could ever take.
+    let _reading = match state.upload_slots.clone().try_acquire_owned() {
+        Ok(slot) if state.pool.has_room() => slot,
+        _ => {
+            state.telemetry.shed();
+            return Err(Error::Overloaded);
+        }
+    };
     if is_multipart {
         return read_multipart(req, max_bytes).await;
     }

@@ -479,6 +479,37 @@ async fn a_body_dripped_a_byte_at_a_time_still_times_out() {
 }
 
 #[tokio::test]
+async fn uploads_past_what_the_pool_can_take_are_refused_before_their_body() {
+    // One worker, no queue: one body may be read at a time.
+    let server = TestServer::with(|c| {
+        c.workers = Some(1);
+        c.queue = 0;
+        c.body_timeout = Duration::from_secs(3); // ends the dripping upload below
+    })
+    .await;
+    let base = server.base.clone();
+    let slow = tokio::task::spawn_blocking(move || drip_upload(&base));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let resp = server
+        .client
+        .post(server.url("/image"))
+        .header("content-type", "application/octet-stream")
+        .body(corpus(JPEG))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::SERVICE_UNAVAILABLE, "overloaded").await;
+    let (_, answer) = slow.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    let (status, body) = server.upload_bytes(corpus(JPEG)).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the slot is free again: {body}"
+    );
+}
+
+#[tokio::test]
 async fn past_the_connection_cap_new_connections_wait_for_a_free_one() {
     let server = TestServer::with(|c| c.max_connections = 2).await;
     let base = server.base.clone();
