@@ -199,6 +199,18 @@ struct VariantLine {
     error: Option<ErrorBody>,
 }
 
+/// A batch variant with the signature of the URL it stands for (`w_300.webp?sig=…`):
+/// the signed path with its `/image/{id}/` (or `/image/{id}.`) prefix taken off.
+fn signed_batch_variant(key: &[u8], id: &str, transform: &Transform) -> String {
+    let signed = signing::signed(key, &transform.path(id));
+    let id = id.to_ascii_lowercase();
+    signed
+        .strip_prefix(&format!("/image/{id}/"))
+        .or_else(|| signed.strip_prefix(&format!("/image/{id}.")))
+        .unwrap_or(&signed)
+        .to_owned()
+}
+
 impl Client {
     /// A client with every default (3 retries, hash-first uploads, no keys).
     ///
@@ -572,7 +584,8 @@ impl Client {
 
     /// Render and cache every variant of every image (`POST /batch` with JSON), yielding
     /// each one's URL as it finishes. Items are numbered ids × variants, the variants
-    /// varying fastest. Every transform needs a format (`.auto` is refused by the
+    /// varying fastest. With a signing key, each variant is sent with its own signature
+    /// (one request per id), as a server without API keys requires. Every transform needs a format (`.auto` is refused by the
     /// server), and `charset` cannot be used here.
     ///
     /// ```no_run
@@ -601,7 +614,35 @@ impl Client {
         S: Into<String>,
     {
         let ids: Vec<String> = ids.into_iter().map(Into::into).collect();
-        let variants: Vec<String> = variants.iter().map(Transform::batch_variant).collect();
+        let Some(key) = self.inner.signing_key.clone() else {
+            let variants: Vec<String> = variants.iter().map(Transform::batch_variant).collect();
+            return self.batch_request(ids, variants, 0);
+        };
+        // With a signing key the server renders only what its holder signed (a server
+        // without API keys mints no signatures): each item carries the signature of the
+        // URL it stands for, so one request per id, numbered on as one batch.
+        let per_id = variants.len();
+        let requests: Vec<_> = ids
+            .into_iter()
+            .enumerate()
+            .map(|(n, id)| {
+                let signed: Vec<String> = variants
+                    .iter()
+                    .map(|t| signed_batch_variant(&key, &id, t))
+                    .collect();
+                self.batch_request(vec![id], signed, n * per_id)
+            })
+            .collect();
+        stream::iter(requests).flatten().boxed()
+    }
+
+    /// One JSON `POST /batch`; its lines' indexes are shifted by `first`.
+    fn batch_request(
+        &self,
+        ids: Vec<String>,
+        variants: Vec<String>,
+        first: usize,
+    ) -> BoxStream<'static, Result<BatchVariant, Error>> {
         let client = self.clone();
         let body = json!({ "ids": ids, "variants": variants });
         stream::once(async move {
@@ -610,7 +651,7 @@ impl Client {
                 .await;
             (client, resp)
         })
-        .flat_map(|(client, resp)| match resp {
+        .flat_map(move |(client, resp)| match resp {
             Ok(resp) => ndjson_lines(resp)
                 .map(move |line| {
                     let line: VariantLine = serde_json::from_value(line?)
@@ -620,7 +661,7 @@ impl Client {
                         None => Err(line_error(line.status, line.error)),
                     };
                     Ok(BatchVariant {
-                        index: line.index,
+                        index: first + line.index,
                         id: line.id,
                         variant: line.variant,
                         result,
