@@ -193,8 +193,22 @@ fn resize_for(
     } else {
         (left * sx, top * sy)
     };
-    plan.region = (left, top, width, height);
+    plan.region = inside((left, top, width, height), img.dimensions());
     resize(&img, plan)
+}
+
+/// A region mapped onto decoded pixels, kept inside them. Regions are planned on the
+/// full-size image, and a shrunk decode is the full size divided by its DCT scale and
+/// rounded up (libjpeg's rule), so the mapped edges can land a rounding error past the
+/// last pixel, which the resizer refuses ("crop box out of the image boundaries").
+fn inside(
+    (left, top, width, height): (f64, f64, f64, f64),
+    (w, h): (u32, u32),
+) -> (f64, f64, f64, f64) {
+    let (w, h) = (f64::from(w), f64::from(h));
+    let left = left.clamp(0.0, (w - 1.0).max(0.0));
+    let top = top.clamp(0.0, (h - 1.0).max(0.0));
+    (left, top, width.min(w - left), height.min(h - top))
 }
 
 /// The largest side an enlargement may produce: the `w`/`h` range. One key alone keeps
@@ -258,6 +272,34 @@ fn apply_mask(mut img: RgbaImage, mask: Mask) -> RgbaImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 1001×333 decoded at 1/2 is 501×167 (sizes round up): the full region mapped onto
+    /// it ends a rounding error past the last pixel. It must still resize.
+    #[test]
+    fn a_shrunk_decode_with_rounded_up_sides_resizes() {
+        for ((fw, fh), d, spec) in [
+            ((1001u32, 333u32), 2u32, "w_300"),
+            ((4608, 1976), 8, "w_300,h_300,fit_cover,gravity_smart"),
+            ((333, 1001), 2, "h_300"),
+            ((17, 3000), 4, "h_577"),
+        ] {
+            let spec = Spec::parse_path(spec).unwrap();
+            let shrunk = DynamicImage::new_rgb8(fw.div_ceil(d), fh.div_ceil(d));
+            let out = resize_for(shrunk, &spec, (fw, fh)).unwrap();
+            let plan = plan_resize(fw, fh, &spec).unwrap();
+            assert_eq!(out.dimensions(), (plan.width, plan.height));
+        }
+    }
+
+    #[test]
+    fn regions_are_kept_inside_the_pixels() {
+        assert_eq!(
+            inside((0.0, 0.0, 501.0000001, 167.0), (501, 167)),
+            (0.0, 0.0, 501.0, 167.0)
+        );
+        assert_eq!(inside((-0.1, 2.0, 10.0, 5.0), (8, 6)), (0.0, 2.0, 8.0, 4.0));
+        assert_eq!(inside((9.0, 0.0, 1.0, 1.0), (8, 6)).0, 7.0);
+    }
 
     fn spec(s: &str) -> Spec {
         Spec::parse_path(s).unwrap()

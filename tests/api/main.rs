@@ -22,6 +22,7 @@ mod playground;
 mod retention;
 mod s3_server;
 mod scale_out;
+mod shapes;
 mod shutdown;
 mod slow_clients;
 mod support;

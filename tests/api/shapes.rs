@@ -1,0 +1,281 @@
+//! Issue 16, item 1: no 5xx from any valid request on any stored image, whatever its
+//! size, EXIF orientation, or the DCT scale shrink-on-load picks. A property test over
+//! random source sizes (1..5000 a side, JPEG and PNG, orientations 1–8) and random size
+//! specs: each answer is 200 with exactly the box the contract gives, or the documented
+//! 400 for an enlargement past 8192 px.
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
+use reqwest::StatusCode;
+
+use crate::support::TestServer;
+
+/// An 8-bit RGB gradient of `w`×`h` in `format`, with EXIF `orientation` (1 = none).
+fn source(w: u32, h: u32, jpeg: bool, orientation: u16) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 255 / w.max(1)) as u8, (y * 255 / h.max(1)) as u8, 90])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    let format = if jpeg {
+        image::ImageFormat::Jpeg
+    } else {
+        image::ImageFormat::Png
+    };
+    img.write_to(&mut out, format).unwrap();
+    let bytes = out.into_inner();
+    if orientation == 1 {
+        return bytes;
+    }
+    let exif = exif_orientation(orientation);
+    if jpeg {
+        // An APP1 "Exif" segment right after SOI.
+        let mut with = bytes[..2].to_vec();
+        with.extend_from_slice(&[0xFF, 0xE1]);
+        with.extend_from_slice(&((exif.len() + 8) as u16).to_be_bytes());
+        with.extend_from_slice(b"Exif\0\0");
+        with.extend_from_slice(&exif);
+        with.extend_from_slice(&bytes[2..]);
+        with
+    } else {
+        // An eXIf chunk right after IHDR (8-byte signature + 25-byte IHDR chunk).
+        let mut with = bytes[..33].to_vec();
+        let mut chunk = b"eXIf".to_vec();
+        chunk.extend_from_slice(&exif);
+        with.extend_from_slice(&(exif.len() as u32).to_be_bytes());
+        with.extend_from_slice(&chunk);
+        with.extend_from_slice(&crc32(&chunk).to_be_bytes());
+        with.extend_from_slice(&bytes[33..]);
+        with
+    }
+}
+
+/// A big-endian TIFF header with one IFD holding only the Orientation tag.
+fn exif_orientation(orientation: u16) -> Vec<u8> {
+    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
+    tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_be_bytes()); // count
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0]);
+    tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    tiff
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    w: u32,
+    h: u32,
+    jpeg: bool,
+    orientation: u16,
+    tw: Option<u32>,
+    th: Option<u32>,
+    fit: &'static str,
+    gravity: &'static str,
+    enlarge: bool,
+    ext: &'static str,
+}
+
+fn cases() -> impl Strategy<Value = Case> {
+    (
+        (1u32..5000, 1u32..5000, any::<bool>(), 1u16..=8),
+        (
+            proptest::option::of(1u32..700),
+            proptest::option::of(1u32..700),
+            prop::sample::select(vec!["contain", "cover", "fill"]),
+            prop::sample::select(vec!["center", "smart", "se", "n", "w"]),
+            any::<bool>(),
+            prop::sample::select(vec!["jpg", "png", "webp"]),
+        ),
+    )
+        .prop_map(
+            |((w, h, jpeg, orientation), (tw, th, fit, gravity, enlarge, ext))| Case {
+                w,
+                h,
+                jpeg,
+                orientation,
+                tw,
+                th,
+                fit,
+                gravity,
+                enlarge,
+                ext,
+            },
+        )
+}
+
+/// The box the contract gives (README "Transforms"), computed here in integers: the
+/// sides a request names are exact; a side derived from the aspect ratio may differ by
+/// the rounding of one pixel. `None`: the documented refusal (enlarging past 8192 px).
+fn expected(case: &Case) -> Option<((u32, u32), (bool, bool))> {
+    let (sw, sh) = if case.orientation >= 5 {
+        (case.h, case.w)
+    } else {
+        (case.w, case.h)
+    };
+    // Scale a side by num/den, rounded to nearest, at least 1.
+    let scale = |side: u32, num: u32, den: u32| {
+        ((u64::from(side) * u64::from(num) * 2 + u64::from(den)) / (2 * u64::from(den))).max(1)
+            as u32
+    };
+    let fits = |n: u32, d: u32| case.enlarge || n <= d; // the scale n/d is allowed
+    let (out, exact) = match (case.tw, case.th) {
+        (None, None) => ((sw, sh), (true, true)),
+        (Some(tw), None) if fits(tw, sw) => ((tw, scale(sh, tw, sw)), (true, false)),
+        (None, Some(th)) if fits(th, sh) => ((scale(sw, th, sh), th), (false, true)),
+        (Some(_), None) | (None, Some(_)) => ((sw, sh), (true, true)),
+        (Some(tw), Some(th)) => match case.fit {
+            "fill" if case.enlarge => ((tw, th), (true, true)),
+            "fill" => ((tw.min(sw), th.min(sh)), (true, true)),
+            "cover" => {
+                // s = max(tw/sw, th/sh); without enlarge and s > 1, the region itself.
+                let up = u64::from(tw) * u64::from(sh) >= u64::from(th) * u64::from(sw);
+                let (n, d) = if up { (tw, sw) } else { (th, sh) };
+                if fits(n, d) {
+                    ((tw, th), (true, true))
+                } else if up {
+                    ((sw, scale(th, sw, tw)), (true, false))
+                } else {
+                    ((scale(tw, sh, th), sh), (false, true))
+                }
+            }
+            _ => {
+                // contain: s = min(tw/sw, th/sh).
+                let by_w = u64::from(tw) * u64::from(sh) <= u64::from(th) * u64::from(sw);
+                let (n, d) = if by_w { (tw, sw) } else { (th, sh) };
+                if !fits(n, d) {
+                    ((sw, sh), (true, true))
+                } else if by_w {
+                    ((tw, scale(sh, tw, sw)), (true, false))
+                } else {
+                    ((scale(sw, th, sh), th), (false, true))
+                }
+            }
+        },
+    };
+    let enlarged_past = |o: u32, s: u32| o > s && o > 8192;
+    if enlarged_past(out.0, sw) || enlarged_past(out.1, sh) {
+        return None;
+    }
+    Some((out, exact))
+}
+
+fn query(case: &Case) -> String {
+    let mut q = vec![
+        format!("fit={}", case.fit),
+        format!("gravity={}", case.gravity),
+    ];
+    if let Some(w) = case.tw {
+        q.push(format!("w={w}"));
+    }
+    if let Some(h) = case.th {
+        q.push(format!("h={h}"));
+    }
+    if case.enlarge {
+        q.push("enlarge=1".into());
+    }
+    q.join("&")
+}
+
+async fn check(server: &TestServer, case: &Case) -> Result<(), TestCaseError> {
+    let (status, body) = server
+        .upload_bytes(source(case.w, case.h, case.jpeg, case.orientation))
+        .await;
+    prop_assert!(status.is_success(), "upload {case:?}: {status} {body}");
+    let (stored_w, stored_h) = (body["width"].as_u64(), body["height"].as_u64());
+    let id = body["id"].as_str().unwrap().to_owned();
+    let path = format!("/image/{id}.{}?{}", case.ext, query(case));
+    let resp = server.get(&path).await;
+    let status = resp.status();
+    let bytes = resp.bytes().await.unwrap();
+    prop_assert!(
+        !status.is_server_error(),
+        "{case:?} {path}: {status} {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let upright = if case.orientation >= 5 {
+        (case.h, case.w)
+    } else {
+        (case.w, case.h)
+    };
+    prop_assert_eq!(
+        (stored_w, stored_h),
+        (Some(u64::from(upright.0)), Some(u64::from(upright.1))),
+        "the stored size is the upright size"
+    );
+    match expected(case) {
+        None => prop_assert_eq!(status, StatusCode::BAD_REQUEST, "{:?}", case),
+        Some(((ew, eh), (exact_w, exact_h))) => {
+            prop_assert_eq!(status, StatusCode::OK, "{:?} {}", case, path);
+            let img = image::load_from_memory(&bytes).unwrap();
+            let (w, h) = (img.width(), img.height());
+            let near = |got: u32, want: u32, exact: bool| {
+                if exact {
+                    got == want
+                } else {
+                    got.abs_diff(want) <= 1
+                }
+            };
+            prop_assert!(
+                near(w, ew, exact_w) && near(h, eh, exact_h),
+                "{case:?} {path}: {w}x{h}, expected {ew}x{eh}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn random_sizes_orientations_and_specs_give_the_contract_box_never_a_5xx() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(TestServer::start());
+    let count: u32 = std::env::var("PROGIMAGE_SHAPE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: count,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&cases(), |case| runtime.block_on(check(&server, &case)))
+        .unwrap();
+}
+
+#[test]
+fn the_reported_sizes_render() {
+    // The issue's examples, each of which answered 500 before.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let server = TestServer::start().await;
+        for (w, h, q) in [
+            (1001, 333, "w=300"),
+            (4608, 1976, "w=300&h=300&fit=cover&gravity=smart"),
+            (333, 1001, "h=300"),
+            (425, 120, "w=57&h=31&fit=cover&gravity=se"),
+            (17, 3000, "h=577"),
+        ] {
+            let (status, body) = server.upload_bytes(source(w, h, true, 1)).await;
+            assert!(status.is_success(), "{body}");
+            let id = body["id"].as_str().unwrap();
+            let resp = server.get(&format!("/image/{id}.jpg?{q}")).await;
+            assert_eq!(resp.status(), StatusCode::OK, "{w}x{h} ?{q}");
+        }
+    });
+}
