@@ -79,6 +79,9 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
+/// `crop=w:h` (placed by gravity, no origin) or `crop=x:y:w:h`, in upright source pixels.
+type CropSpec = (Option<(u32, u32)>, u32, u32);
+
 #[derive(Debug, Clone)]
 struct Case {
     w: u32,
@@ -90,8 +93,7 @@ struct Case {
     fit: &'static str,
     gravity: &'static str,
     enlarge: bool,
-    /// `crop=w:h` (placed by gravity) or `crop=x:y:w:h`, in upright source pixels.
-    crop: Option<(Option<(u32, u32)>, u32, u32)>,
+    crop: Option<CropSpec>,
     ext: &'static str,
 }
 
