@@ -12,43 +12,42 @@ use reqwest::StatusCode;
 
 use crate::support::TestServer;
 
-/// An 8-bit RGB gradient of `w`×`h` in `format`, with EXIF `orientation` (1 = none).
+/// An 8-bit RGB gradient of `w`×`h`, JPEG or PNG, with EXIF `orientation` (1 = none).
 fn source(w: u32, h: u32, jpeg: bool, orientation: u16) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([(x * 255 / w.max(1)) as u8, (y * 255 / h.max(1)) as u8, 90])
     });
+    let exif = (orientation != 1).then(|| exif_orientation(orientation));
+    if !jpeg {
+        // PNG carries EXIF in an eXIf chunk, written right after the header.
+        let mut out = Vec::new();
+        let mut encoder = png::Encoder::new(&mut out, w, h);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().unwrap();
+        if let Some(exif) = &exif {
+            writer
+                .write_chunk(png::chunk::ChunkType(*b"eXIf"), exif)
+                .unwrap();
+        }
+        writer.write_image_data(img.as_raw()).unwrap();
+        writer.finish().unwrap();
+        return out;
+    }
     let mut out = std::io::Cursor::new(Vec::new());
-    let format = if jpeg {
-        image::ImageFormat::Jpeg
-    } else {
-        image::ImageFormat::Png
-    };
-    img.write_to(&mut out, format).unwrap();
+    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
     let bytes = out.into_inner();
-    if orientation == 1 {
+    let Some(exif) = exif else {
         return bytes;
-    }
-    let exif = exif_orientation(orientation);
-    if jpeg {
-        // An APP1 "Exif" segment right after SOI.
-        let mut with = bytes[..2].to_vec();
-        with.extend_from_slice(&[0xFF, 0xE1]);
-        with.extend_from_slice(&((exif.len() + 8) as u16).to_be_bytes());
-        with.extend_from_slice(b"Exif\0\0");
-        with.extend_from_slice(&exif);
-        with.extend_from_slice(&bytes[2..]);
-        with
-    } else {
-        // An eXIf chunk right after IHDR (8-byte signature + 25-byte IHDR chunk).
-        let mut with = bytes[..33].to_vec();
-        let mut chunk = b"eXIf".to_vec();
-        chunk.extend_from_slice(&exif);
-        with.extend_from_slice(&(exif.len() as u32).to_be_bytes());
-        with.extend_from_slice(&chunk);
-        with.extend_from_slice(&crc32(&chunk).to_be_bytes());
-        with.extend_from_slice(&bytes[33..]);
-        with
-    }
+    };
+    // An APP1 "Exif" segment right after SOI.
+    let mut with = bytes[..2].to_vec();
+    with.extend_from_slice(&[0xFF, 0xE1]);
+    with.extend_from_slice(&((exif.len() + 8) as u16).to_be_bytes());
+    with.extend_from_slice(b"Exif\0\0");
+    with.extend_from_slice(&exif);
+    with.extend_from_slice(&bytes[2..]);
+    with
 }
 
 /// A big-endian TIFF header with one IFD holding only the Orientation tag.
@@ -62,21 +61,6 @@ fn exif_orientation(orientation: u16) -> Vec<u8> {
     tiff.extend_from_slice(&[0, 0]);
     tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
     tiff
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// `crop=w:h` (placed by gravity, no origin) or `crop=x:y:w:h`, in upright source pixels.
