@@ -344,7 +344,7 @@ pub async fn serve(
                 Ok(response)
             }
         });
-        let io = http::write_timeout::WriteTimeout::new(stream, write_timeout);
+        let io = http::client_connection::ClientConnection::new(stream, write_timeout);
         let connection =
             graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(io), service));
         tokio::spawn(async move {

@@ -5,6 +5,7 @@ mod ascii;
 mod auth;
 mod batch;
 pub mod body;
+pub(crate) mod client_connection;
 mod compat;
 mod conditional;
 mod extract;
@@ -21,7 +22,6 @@ pub mod rate_limit;
 pub mod signing;
 mod transform;
 mod variant;
-pub(crate) mod write_timeout;
 
 use std::sync::Arc;
 use std::time::Instant;

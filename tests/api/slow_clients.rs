@@ -235,3 +235,49 @@ async fn clients_that_vanish_mid_upload_leave_nothing_behind() {
         .collect();
     assert!(temp.is_empty(), "temp files left: {temp:?}");
 }
+
+/// Issue 16, item 6: a client that writes its whole body before reading (Python
+/// `requests`, many SDKs) gets the early refusal, not a reset connection: the server
+/// reads and discards what is still coming before it closes (a lingering close).
+#[tokio::test]
+async fn an_early_refusal_reaches_a_client_that_sends_its_whole_body_first() {
+    let server = TestServer::with(|c| {
+        c.api_keys = vec!["key".into()];
+        c.max_upload_bytes = 1 << 20;
+    })
+    .await;
+    for (round, (path, status)) in [("/image", "401"), ("/transform.png", "413")]
+        .into_iter()
+        .cycle()
+        .take(6)
+        .enumerate()
+    {
+        let body = vec![0x5Au8; 8 << 20];
+        let mut stream = connect(&server).await;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: image/jpeg\r\n\
+             Authorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+            if status == "401" { "wrong" } else { "key" },
+            body.len()
+        );
+        let sent = timeout(BOUND, async {
+            stream.write_all(head.as_bytes()).await?;
+            stream.write_all(&body).await
+        })
+        .await
+        .expect("the write finished in time");
+        assert!(
+            sent.is_ok(),
+            "round {round}: the body could not be sent: {sent:?}"
+        );
+        let mut answer = Vec::new();
+        let read = timeout(BOUND, stream.read_to_end(&mut answer))
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            read.is_ok() && text.starts_with(&format!("HTTP/1.1 {status}")),
+            "round {round}: {read:?} {text:?}"
+        );
+    }
+}
