@@ -322,12 +322,7 @@ async fn a_blurhash_queued_behind_a_delete_does_not_recreate_the_cache() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let hash = spawn_get(&server, &format!("/image/{victim}/blurhash"));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let deleted = server
-        .client
-        .delete(server.url(&format!("/image/{victim}")))
-        .send()
-        .await
-        .unwrap();
+    let deleted = server.delete(&format!("/image/{victim}")).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     timeout(BOUND, hash).await.unwrap().unwrap().unwrap();
     timeout(BOUND, busy).await.unwrap().unwrap().unwrap();
@@ -352,12 +347,7 @@ async fn a_retried_delete_purges_what_a_failed_one_left() {
         .join(&id[..2])
         .join(format!("{id}.json"));
     std::fs::remove_file(&meta).unwrap();
-    let retried = server
-        .client
-        .delete(server.url(&format!("/image/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let retried = server.delete(&format!("/image/{id}")).await;
     assert_error(retried, StatusCode::NOT_FOUND, "not_found").await;
     assert_error(
         server.get(&variant).await,

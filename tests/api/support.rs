@@ -88,6 +88,14 @@ impl TestServer {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
     /// POST raw bytes to a path.
     pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> Response {
         self.client
