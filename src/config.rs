@@ -55,6 +55,12 @@ pub struct Config {
     )]
     pub api_keys: Vec<String>,
 
+    /// Who may read `/image/{id}/original` (the byte-identical upload, metadata and all):
+    /// `public` (default) or `keys` (only holders of an API key; with no keys configured,
+    /// nobody). The stored image's own URL stays public: it is stripped of metadata.
+    #[arg(long, env = "PROGIMAGE_ORIGINALS", value_enum, default_value_t = Originals::Public)]
+    pub originals: Originals,
+
     /// Key for signed URLs; when set, every variant URL needs a valid `sig`.
     #[arg(long, env = "PROGIMAGE_SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
@@ -195,6 +201,13 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
     };
     Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
+}
+
+/// Access to the original bytes (`--originals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Originals {
+    Public,
+    Keys,
 }
 
 impl Config {

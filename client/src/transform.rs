@@ -297,6 +297,7 @@ pub struct Transform {
     mask: Option<Mask>,
     background: Option<[u8; 3]>,
     quality: Option<u8>,
+    keep_colour: bool,
     charset: Option<String>,
     invert: bool,
     colors: Option<u8>,
@@ -419,6 +420,13 @@ impl Transform {
     /// Quality 1..=100 for JPEG, WebP (which then becomes lossy) and AVIF.
     pub fn quality(mut self, quality: u8) -> Self {
         self.quality = Some(quality);
+        self
+    }
+
+    /// Keep the source's colour profile (embedded in JPEG, PNG, WebP and TIFF outputs)
+    /// instead of converting the pixels to sRGB, the default (`color=keep`).
+    pub fn keep_colour(mut self, keep: bool) -> Self {
+        self.keep_colour = keep;
         self
     }
 
@@ -576,6 +584,9 @@ impl Transform {
         }
         if let Some(opacity) = self.watermark_opacity {
             push("wm_opacity", &opacity);
+        }
+        if self.keep_colour {
+            push("color", &"keep");
         }
         parts.join(",")
     }

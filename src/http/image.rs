@@ -14,10 +14,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::{bearer_token, key_matches};
 use super::body::{read_upload, UploadBody};
 use super::conditional::immutable_bytes;
 use super::signing;
 use super::variant::{render_variant, split_spec_file, VariantRequest};
+use crate::config::Originals;
 use crate::error::{Error, ErrorBody};
 use crate::imaging::{self, Format, Spec};
 use crate::store::{is_valid_id, ImageMeta, StoreError};
@@ -271,6 +273,7 @@ pub async fn get_by_path_spec(
     params(("id" = String, Path, description = "image id")),
     responses(
         (status = 200, description = "the original bytes with their sniffed Content-Type"),
+        (status = 401, description = "unauthorized: `PROGIMAGE_ORIGINALS=keys` and no valid API key", body = ErrorBody),
         (status = 304, description = "If-None-Match matched"),
         (status = 404, description = "not_found", body = ErrorBody),
     ))]
@@ -280,6 +283,12 @@ pub async fn original(
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let id = parse_id(&id)?;
+    if state.config.originals == Originals::Keys {
+        let holds_key = bearer_token(&headers).is_some_and(|k| key_matches(&state.config.api_keys, k));
+        if !holds_key {
+            return Err(Error::Unauthorized);
+        }
+    }
     let meta = state.images.meta(&id).await?;
     let bytes = state.original(&id).await?;
     Ok(immutable_bytes(
@@ -462,6 +471,8 @@ pub struct TransformParams {
     wm_scale: Option<f32>,
     /// Watermark opacity 0..=1 (default 1).
     wm_opacity: Option<f32>,
+    /// srgb (default: pixels converted to sRGB) | keep (the source's colour profile kept, embedded in jpg, png, webp and tiff; other outputs are converted).
+    color: Option<String>,
     /// Required when a signing key is configured: see README "Signed URLs".
     sig: Option<String>,
 }

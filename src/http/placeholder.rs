@@ -71,7 +71,7 @@ async fn compute(state: &AppState, id: &str) -> Result<Bytes, Error> {
                 ..Spec::default()
             };
             let decoded = imaging::decode_for(&original, &limits, &hint)?;
-            imaging::blurhash(&decoded.image)
+            imaging::blurhash(&decoded.into_srgb()?)
         })
         .await??;
     let body = serde_json::to_vec(&Placeholder {

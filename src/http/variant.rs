@@ -14,7 +14,7 @@ use crate::AppState;
 
 /// Bump when rendering changes output for the same spec, so ETags and cache files of
 /// older renders are not served as current ones.
-const RENDER_VERSION: u32 = 4;
+const RENDER_VERSION: u32 = 5;
 
 /// A validated variant request: which image, which transforms, which output format.
 #[derive(Clone)]
@@ -164,8 +164,9 @@ pub async fn memory_hit(state: &AppState, req: &VariantRequest) -> Option<Bytes>
     Some(bytes)
 }
 
-/// The variant's bytes: from the cache, the original itself (same format, no transform),
-/// or a render that every concurrent caller shares.
+/// The variant's bytes: from the cache, or a render that every concurrent caller shares.
+/// The stored image's own URL (its format, no transform) is a variant too: its render is
+/// the original stripped of personal metadata (`imaging::publish`).
 pub async fn variant_bytes(state: &AppState, req: &VariantRequest) -> Result<Bytes, Error> {
     if let Some(bytes) = state.variants.get(&req.id, &req.cache_key).await? {
         if state.config.shared_store() && !still_stored(state, &req.id).await? {
@@ -174,10 +175,8 @@ pub async fn variant_bytes(state: &AppState, req: &VariantRequest) -> Result<Byt
         state.telemetry.cache(true);
         return Ok(bytes);
     }
-    let meta = state.images.meta(&req.id).await?;
-    if req.spec.is_identity() && meta.format == req.format.name() {
-        return Ok(state.original(&req.id).await?);
-    }
+    // Unknown ids end here, before the rate limit and the render.
+    state.images.meta(&req.id).await?;
     state.telemetry.cache(false);
     state.rate_limit.check()?;
     let flight_key = format!("{}/{}", req.id, req.cache_key);

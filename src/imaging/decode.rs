@@ -7,6 +7,7 @@ use image::error::ImageError;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
+use super::colour::SourceProfile;
 use super::spec::Spec;
 use super::{jpeg, jxl, shrink, svg, Format, ImagingError};
 
@@ -58,6 +59,15 @@ pub struct Decoded {
     /// Upright size of the full-resolution image. Larger than `image` when the decoder
     /// shrank it on load; transforms are planned in these coordinates.
     pub full_size: (u32, u32),
+    /// The colour space the pixels are in; `apply` converts them to sRGB.
+    pub profile: SourceProfile,
+}
+
+impl Decoded {
+    /// The pixels in sRGB, otherwise untransformed (watermarks, placeholders).
+    pub fn into_srgb(self) -> Result<DynamicImage, ImagingError> {
+        super::apply(self, &Spec::default())
+    }
 }
 
 /// Identify the format from magic bytes and read the header, enforcing the pixel limit.
@@ -98,6 +108,17 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError>
     })
 }
 
+/// The format sniffed from the bytes and the EXIF orientation (1..=8) the decoder would
+/// apply, from the header alone; `None` for SVG and JPEG XL, which are not read by `image`.
+pub(crate) fn format_and_orientation(bytes: &[u8], limits: &DecodeLimits) -> Option<(Format, u8)> {
+    if svg::looks_like_svg(bytes) || jxl::looks_like_jxl(bytes) {
+        return None;
+    }
+    let (format, mut decoder) = open(bytes, limits).ok()?;
+    let orientation = decoder.orientation().ok()?;
+    Some((format, orientation.to_exif()))
+}
+
 /// Decode the whole image under `limits` and apply its EXIF orientation.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, ImagingError> {
     decode_for(bytes, limits, &Spec::default())
@@ -118,6 +139,7 @@ pub fn decode_for(
             image: svg::rasterize(&tree, width, height)?,
             lossless: true,
             full_size: (width, height),
+            profile: SourceProfile::srgb(),
         });
     }
     if jxl::looks_like_jxl(bytes) {
@@ -130,6 +152,8 @@ pub fn decode_for(
             image,
             lossless,
             full_size: (width, height),
+            // jxl-oxide renders to sRGB itself.
+            profile: SourceProfile::srgb(),
         });
     }
     let (format, mut decoder) = open(bytes, limits)?;
@@ -139,6 +163,12 @@ pub fn decode_for(
         ));
     }
     let orientation = decoder.orientation().map_err(from_image_error)?;
+    // An unreadable profile is no reason to refuse the pixels (browsers show them as sRGB).
+    let icc = decoder.icc_profile().ok().flatten();
+    let profile = match format {
+        Format::Png => SourceProfile::png(bytes, icc),
+        _ => icc.map(SourceProfile::icc).unwrap_or_default(),
+    };
     let (w, h) = decoder.dimensions();
     let full_size = if swaps_axes(orientation) {
         (h, w)
@@ -159,6 +189,7 @@ pub fn decode_for(
         image,
         lossless: is_lossless(format, bytes),
         full_size,
+        profile,
     })
 }
 

@@ -1,5 +1,5 @@
-//! Encoding to each output format. Encoders write pixels only: no EXIF, XMP or ICC
-//! metadata reaches an output.
+//! Encoding to each output format. Encoders write pixels only: no EXIF or XMP reaches an
+//! output, and an ICC profile only when the spec keeps the source's (`color=keep`).
 
 use std::io::Cursor;
 
@@ -53,6 +53,26 @@ pub fn encode(
     spec: &Spec,
     lossless_source: bool,
 ) -> Result<Vec<u8>, ImagingError> {
+    encode_with_profile(img, format, spec, lossless_source, None)
+}
+
+/// Whether `format` can carry an ICC profile (so `color=keep` can keep one in it).
+pub fn carries_profile(format: Format) -> bool {
+    matches!(
+        format,
+        Format::Jpeg | Format::Png | Format::Webp | Format::Tiff
+    )
+}
+
+/// [`encode`], embedding `icc` (the pixels' colour profile) when the format carries one
+/// (see [`carries_profile`]).
+pub fn encode_with_profile(
+    img: &DynamicImage,
+    format: Format,
+    spec: &Spec,
+    lossless_source: bool,
+    icc: Option<&[u8]>,
+) -> Result<Vec<u8>, ImagingError> {
     check_side_limit((img.width(), img.height()), format)?;
     let mut out = Vec::new();
     let bg = spec.bg.unwrap_or(WHITE);
@@ -60,8 +80,8 @@ pub fn encode(
         Format::Jpeg => {
             let q = spec.quality.unwrap_or(DEFAULT_JPEG_QUALITY);
             let fast = match img {
-                DynamicImage::ImageLuma8(gray) => super::jpeg_encode::encode_gray(gray, q),
-                _ => super::jpeg_encode::encode_rgb(&flatten(img, bg), q),
+                DynamicImage::ImageLuma8(gray) => super::jpeg_encode::encode_gray(gray, q, icc),
+                _ => super::jpeg_encode::encode_rgb(&flatten(img, bg), q, icc),
             };
             match fast {
                 Some(bytes) => return Ok(bytes),
@@ -75,12 +95,23 @@ pub fn encode(
                 }
             }
         }
-        Format::Png => img.write_with_encoder(PngEncoder::new_with_quality(
-            &mut out,
-            image::codecs::png::CompressionType::Fast,
-            image::codecs::png::FilterType::Adaptive,
-        )),
-        Format::Webp => return encode_webp(img, spec, lossless_source && spec.quality.is_none()),
+        Format::Png => {
+            let mut encoder = PngEncoder::new_with_quality(
+                &mut out,
+                image::codecs::png::CompressionType::Fast,
+                image::codecs::png::FilterType::Adaptive,
+            );
+            with_profile(&mut encoder, icc);
+            img.write_with_encoder(encoder)
+        }
+        Format::Webp => {
+            let lossless = lossless_source && spec.quality.is_none();
+            let webp = encode_webp(img, spec, lossless)?;
+            return Ok(match icc {
+                Some(icc) => webp_with_profile(webp, icc, (img.width(), img.height()), img.color().has_alpha()),
+                None => webp,
+            });
+        }
         Format::Gif => {
             let mut enc = GifEncoder::new_with_speed(&mut out, 10);
             enc.encode_frame(Frame::new(img.to_rgba8()))
@@ -88,7 +119,9 @@ pub fn encode(
         Format::Bmp => flatten(img, bg).write_with_encoder(BmpEncoder::new(&mut out)),
         Format::Tiff => {
             let mut cursor = Cursor::new(&mut out);
-            img.write_with_encoder(TiffEncoder::new(&mut cursor))
+            let mut encoder = TiffEncoder::new(&mut cursor);
+            with_profile(&mut encoder, icc);
+            img.write_with_encoder(encoder)
         }
         Format::Ico => {
             let icon = fit_icon(img)?;
@@ -113,6 +146,54 @@ pub fn encode(
     };
     result.map_err(|e| ImagingError::Encode(e.to_string()))?;
     Ok(out)
+}
+
+fn with_profile(encoder: &mut impl ImageEncoder, icc: Option<&[u8]>) {
+    if let Some(icc) = icc {
+        // Both encoders that get here support it; a refusal would only lose the profile.
+        let _ = encoder.set_icc_profile(icc.to_vec());
+    }
+}
+
+/// Add an `ICCP` chunk to a WebP from libwebp (whose simple encoder writes none): the
+/// extended form's `VP8X` header, with the ICC flag, goes first, then the profile, then
+/// the image chunks as they were.
+fn webp_with_profile(webp: Vec<u8>, icc: &[u8], (w, h): (u32, u32), alpha: bool) -> Vec<u8> {
+    const ICC_FLAG: u8 = 0x20;
+    const ALPHA_FLAG: u8 = 0x10;
+    let Some(body) = webp.get(12..).filter(|_| webp.starts_with(b"RIFF")) else {
+        return webp;
+    };
+    let chunk = |kind: &[u8; 4], data: &[u8]| {
+        let mut out = kind.to_vec();
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(0);
+        }
+        out
+    };
+    let mut chunks = Vec::with_capacity(webp.len() + icc.len() + 40);
+    if body.starts_with(b"VP8X") && body.len() >= 18 {
+        let mut vp8x = body[..18].to_vec();
+        vp8x[8] |= ICC_FLAG;
+        chunks.extend_from_slice(&vp8x);
+        chunks.extend(chunk(b"ICCP", icc));
+        chunks.extend_from_slice(&body[18..]);
+    } else {
+        let mut header = [0u8; 10];
+        header[0] = ICC_FLAG | if alpha { ALPHA_FLAG } else { 0 };
+        header[4..7].copy_from_slice(&(w - 1).to_le_bytes()[..3]);
+        header[7..10].copy_from_slice(&(h - 1).to_le_bytes()[..3]);
+        chunks.extend(chunk(b"VP8X", &header));
+        chunks.extend(chunk(b"ICCP", icc));
+        chunks.extend_from_slice(body);
+    }
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&((chunks.len() + 4) as u32).to_le_bytes());
+    out.extend_from_slice(b"WEBP");
+    out.extend(chunks);
+    out
 }
 
 /// WebP through libwebp (the `image` crate only writes lossless WebP, and slowly).

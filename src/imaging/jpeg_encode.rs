@@ -9,33 +9,34 @@ use mozjpeg::ColorSpace;
 
 /// Encode 8-bit gray pixels; `None` if libjpeg reported an error (it unwinds out of the
 /// C code, see Cargo.toml, and is caught here).
-pub fn encode_gray(gray: &GrayImage, quality: u8) -> Option<Vec<u8>> {
+pub fn encode_gray(gray: &GrayImage, quality: u8, icc: Option<&[u8]>) -> Option<Vec<u8>> {
     compress(
         gray.as_raw(),
-        gray.width(),
-        gray.height(),
+        (gray.width(), gray.height()),
         ColorSpace::JCS_GRAYSCALE,
         quality,
+        icc,
     )
 }
 
-/// Encode 8-bit RGB pixels; `None` on a libjpeg error.
-pub fn encode_rgb(rgb: &RgbImage, quality: u8) -> Option<Vec<u8>> {
+/// Encode 8-bit RGB pixels, with `icc` as their colour profile when given; `None` on a
+/// libjpeg error.
+pub fn encode_rgb(rgb: &RgbImage, quality: u8, icc: Option<&[u8]>) -> Option<Vec<u8>> {
     compress(
         rgb.as_raw(),
-        rgb.width(),
-        rgb.height(),
+        (rgb.width(), rgb.height()),
         ColorSpace::JCS_RGB,
         quality,
+        icc,
     )
 }
 
 fn compress(
     pixels: &[u8],
-    width: u32,
-    height: u32,
+    (width, height): (u32, u32),
     space: ColorSpace,
     quality: u8,
+    icc: Option<&[u8]>,
 ) -> Option<Vec<u8>> {
     std::panic::catch_unwind(|| {
         let mut c = mozjpeg::Compress::new(space);
@@ -46,6 +47,10 @@ fn compress(
         // files, cheap next to the transform.
         c.set_optimize_coding(true);
         let mut started = c.start_compress(Vec::new()).ok()?;
+        if let Some(icc) = icc {
+            // Split into APP2 `ICC_PROFILE` chunks by libjpeg itself.
+            started.write_icc_profile(icc);
+        }
         started.write_scanlines(pixels).ok()?;
         started.finish().ok()
     })
@@ -60,7 +65,7 @@ mod tests {
     #[test]
     fn rgb_and_gray_round_trip_through_an_independent_decoder() {
         let rgb = RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 128]));
-        let bytes = encode_rgb(&rgb, 90).expect("encode");
+        let bytes = encode_rgb(&rgb, 90, None).expect("encode");
         let back = image::load_from_memory(&bytes).expect("decode").to_rgb8();
         assert_eq!(back.dimensions(), (64, 48));
         let diff: u64 = rgb
@@ -75,7 +80,7 @@ mod tests {
         );
 
         let gray = GrayImage::from_fn(10, 7, |x, _| image::Luma([x as u8 * 20]));
-        let bytes = encode_gray(&gray, 90).expect("encode gray");
+        let bytes = encode_gray(&gray, 90, None).expect("encode gray");
         let back = image::load_from_memory(&bytes).expect("decode gray");
         assert_eq!(back.color(), image::ColorType::L8);
         assert_eq!((back.width(), back.height()), (10, 7));
@@ -86,6 +91,6 @@ mod tests {
         let rgb = RgbImage::from_fn(128, 128, |x, y| {
             image::Rgb([(x * y) as u8, x as u8, y as u8])
         });
-        assert!(encode_rgb(&rgb, 30).unwrap().len() < encode_rgb(&rgb, 95).unwrap().len());
+        assert!(encode_rgb(&rgb, 30, None).unwrap().len() < encode_rgb(&rgb, 95, None).unwrap().len());
     }
 }

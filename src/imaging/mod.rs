@@ -3,6 +3,7 @@
 
 mod animation;
 mod ascii;
+mod colour;
 mod decode;
 mod encode;
 mod format;
@@ -12,6 +13,8 @@ mod jxl;
 mod ops;
 mod output;
 mod placeholder;
+mod png_chunks;
+mod publish;
 mod shrink;
 mod smart;
 mod spec;

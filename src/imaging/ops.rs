@@ -5,7 +5,7 @@
 use fast_image_resize as fir;
 use image::{DynamicImage, GenericImageView, Rgba, RgbaImage};
 
-use super::smart;
+use super::{colour, smart};
 use super::spec::{Crop, Fit, Flip, Gravity, Mask, Spec};
 use super::{Decoded, ImagingError};
 
@@ -18,7 +18,19 @@ pub fn apply(decoded: Decoded, spec: &Spec) -> Result<DynamicImage, ImagingError
         img = crop(&img, c, spec.gravity)?;
         full_size = img.dimensions(); // crops are only made on full-size decodes
     }
+    // Colour is converted once, on whichever side of the resize has fewer pixels, and
+    // before the filters and masks, which work in the output's (sRGB) values.
+    let enlarging = plan_resize(full_size.0, full_size.1, spec).is_some_and(|plan| {
+        u64::from(plan.width) * u64::from(plan.height)
+            > u64::from(img.width()) * u64::from(img.height())
+    });
+    if enlarging {
+        img = colour::to_srgb(img, &decoded.profile);
+    }
     img = resize_for(img, spec, full_size)?;
+    if !enlarging {
+        img = colour::to_srgb(img, &decoded.profile);
+    }
     img = match spec.rotate {
         90 => img.rotate90(),
         180 => img.rotate180(),
@@ -344,6 +356,7 @@ mod tests {
             image: DynamicImage::new_rgb8(1, 5000),
             lossless: true,
             full_size: (1, 5000),
+            profile: Default::default(),
         };
         for bad in ["w_8192,enlarge_1", "w_16,enlarge_1", "w_2,enlarge_1"] {
             let err = apply(tall(), &spec(bad)).unwrap_err();

@@ -6,11 +6,14 @@ use std::time::Instant;
 use image::DynamicImage;
 
 use super::animation::{self, AnimatedFrame};
+use super::colour::SourceProfile;
 use super::ascii::{render_ascii, AsciiMode, AsciiOptions};
 use super::trace::{trace_svg, TraceOptions};
+use super::encode::{carries_profile, encode_with_profile};
+use super::publish;
 use super::watermark::overlay;
 use super::{
-    apply, decode_for, encode, DecodeLimits, Decoded, Format, Gravity, ImagingError, Spec,
+    apply, decode_for, DecodeLimits, Decoded, Format, Gravity, ImagingError, Spec,
 };
 
 /// An output a URL extension can name.
@@ -132,6 +135,9 @@ pub fn render_watermarked(
     output: Output,
 ) -> Result<Rendered, ImagingError> {
     output.check(spec)?;
+    if let Some(published) = published(bytes, watermark, limits, spec, output) {
+        return Ok(published);
+    }
     let ascii = match output {
         Output::Ascii(_) => Some(AsciiOptions::new(
             spec.width,
@@ -193,22 +199,34 @@ pub fn render_watermarked(
                 image: DynamicImage::ImageRgba8(frame.image),
                 lossless: true,
                 full_size,
+                profile: SourceProfile::srgb(),
             }
         }
         None => decode_for(bytes, limits, &decode_hint)?,
     };
     let decode_seconds = started.elapsed().as_secs_f64();
+    // `color=keep`: the profile leaves the pixels unconverted and goes into the output,
+    // when the output can carry one; other outputs are converted to sRGB as usual.
+    let mut decoded = decoded;
+    let kept = match output {
+        Output::Raster(format) if spec.keep_colour && carries_profile(format) => {
+            std::mem::take(&mut decoded.profile)
+        }
+        _ => SourceProfile::srgb(),
+    };
     let (source, lossless) = (decoded.format, decoded.lossless);
     let decoded_pixels = u64::from(decoded.image.width()) * u64::from(decoded.image.height());
     let shrink = f64::from(decoded.image.width()) / f64::from(decoded.full_size.0.max(1));
     let mut img: DynamicImage = apply(decoded, &pixel_spec)?;
     if let Some(mark) = watermark {
-        let mark = decode_for(mark, limits, &Spec::default())?;
-        img = overlay(img, &mark.image, spec)?;
+        let mark = decode_for(mark, limits, &Spec::default())?.into_srgb()?;
+        img = overlay(img, &mark, spec)?;
     }
 
     let bytes = match output {
-        Output::Raster(format) => encode(&img, format, spec, lossless)?,
+        Output::Raster(format) => {
+            encode_with_profile(&img, format, spec, lossless, kept.bytes())?
+        }
         Output::Svg => trace_svg(&img, &trace.unwrap_or_default())?.into_bytes(),
         Output::Ascii(mode) => {
             // Rows follow the full-resolution shape, whatever the decoder shrank.
@@ -228,6 +246,43 @@ pub fn render_watermarked(
     })
 }
 
+/// The image in its own format with no transforms: its own encoded pixels with the
+/// metadata that could identify or locate a person removed (see `publish`), when the
+/// format is stripped losslessly and the result is one a browser's decoder reads; `None`
+/// renders it like any variant (a re-encode, which keeps nothing but pixels).
+fn published(
+    bytes: &[u8],
+    watermark: Option<&[u8]>,
+    limits: &DecodeLimits,
+    spec: &Spec,
+    output: Output,
+) -> Option<Rendered> {
+    let Output::Raster(format) = output else {
+        return None;
+    };
+    if !spec.is_identity() || watermark.is_some() {
+        return None;
+    }
+    let (source, orientation) = super::decode::format_and_orientation(bytes, limits)?;
+    if source != format {
+        return None;
+    }
+    let stripped = publish::publishable(bytes, format, orientation)?;
+    // What progimage's decoders tolerate, a browser's may not (libwebp is stricter than
+    // image-webp, libjpeg-turbo than zune-jpeg): publish only what those read.
+    let browsers_read = match format {
+        Format::Webp => webp::Decoder::new(&stripped).decode().is_some(),
+        Format::Jpeg => super::shrink::libjpeg_reads(&stripped),
+        _ => true,
+    };
+    browsers_read.then_some(Rendered {
+        bytes: stripped,
+        source,
+        decode_seconds: 0.0,
+        decoded_pixels: 0,
+    })
+}
+
 /// Transform every frame the same way and encode them as one animation.
 fn render_frames(
     (source, frames, decode_seconds): (Format, Vec<AnimatedFrame>, f64),
@@ -240,7 +295,7 @@ fn render_frames(
         return Err(ImagingError::Encode("only gif and webp animate".into()));
     };
     let mark = match watermark {
-        Some(bytes) => Some(decode_for(bytes, limits, &Spec::default())?.image),
+        Some(bytes) => Some(decode_for(bytes, limits, &Spec::default())?.into_srgb()?),
         None => None,
     };
     let decoded_pixels = frames
@@ -263,6 +318,7 @@ fn render_frames(
             image: DynamicImage::ImageRgba8(frame.image),
             lossless: true,
             full_size,
+            profile: SourceProfile::srgb(),
         };
         let mut img = apply(decoded, &spec)?;
         if let Some(mark) = &mark {

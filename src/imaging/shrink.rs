@@ -35,6 +35,25 @@ pub fn decode_jpeg_scaled(bytes: &[u8], divisor: u32) -> Option<DynamicImage> {
         .flatten()
 }
 
+/// Whether libjpeg-turbo (what browsers decode JPEG with) reads the whole file without
+/// an error, decoding at 1/8 scale, which still reads every scan.
+pub fn libjpeg_reads(bytes: &[u8]) -> bool {
+    let read = || -> Option<()> {
+        let mut decoder = mozjpeg::Decompress::new_mem(bytes).ok()?;
+        decoder.scale(1);
+        let mut started = match decoder.color_space() {
+            ColorSpace::JCS_GRAYSCALE => decoder.grayscale().ok()?,
+            ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => {
+                decoder.to_colorspace(ColorSpace::JCS_CMYK).ok()?
+            }
+            _ => decoder.rgb().ok()?,
+        };
+        let _: Vec<u8> = started.read_scanlines().ok()?;
+        started.finish().ok()
+    };
+    std::panic::catch_unwind(read).ok().flatten().is_some()
+}
+
 fn scaled(bytes: &[u8], divisor: u32) -> Option<DynamicImage> {
     let mut decoder = mozjpeg::Decompress::new_mem(bytes).ok()?;
     let gray = match decoder.color_space() {

@@ -149,6 +149,9 @@ pub struct Spec {
     pub wm_scale: Option<f32>,
     /// Watermark opacity 0..=1 (default 1).
     pub wm_opacity: Option<f32>,
+    /// `color=keep`: keep the source's colour profile (embedded in outputs that can carry
+    /// one) instead of converting the pixels to sRGB.
+    pub keep_colour: bool,
 }
 
 impl Spec {
@@ -228,6 +231,7 @@ impl Spec {
             "wm_pos" => self.wm_pos.is_some(),
             "wm_scale" => self.wm_scale.is_some(),
             "wm_opacity" => self.wm_opacity.is_some(),
+            "color" => self.keep_colour,
             _ => false,
         }
     }
@@ -302,6 +306,13 @@ impl Spec {
             }
             "wm_scale" => self.wm_scale = Some(float_in(key, v, 0.01, 1.0)?),
             "wm_opacity" => self.wm_opacity = Some(float_in(key, v, 0.0, 1.0)?),
+            "color" => {
+                self.keep_colour = match v {
+                    "srgb" => false,
+                    "keep" => true,
+                    _ => return Err(bad(key, "must be srgb or keep")),
+                }
+            }
             _ => return Err(bad(key, "is not a known transform key")),
         }
         Ok(())
@@ -412,6 +423,9 @@ impl Spec {
         }
         if let Some(opacity) = self.wm_opacity {
             push("wm_opacity", &opacity);
+        }
+        if self.keep_colour {
+            push("color", &"keep");
         }
         parts.join(",")
     }
@@ -570,7 +584,7 @@ mod tests {
     #[test]
     fn canonical_form_parses_back_to_the_same_spec() {
         let s = Spec::parse_path(
-            "wm_pos_nw,wm_scale_0.5,wm_opacity_0.25,w_10,h_20,fit_fill,gravity_ne,enlarge_1,crop_1:2:3:4,rot_90,flip_hv,blur_2,sharpen_1,gray_1,bri_-5,con_7,mask_circle,bg_102030,q_50",
+            "wm_pos_nw,wm_scale_0.5,wm_opacity_0.25,w_10,h_20,fit_fill,gravity_ne,enlarge_1,crop_1:2:3:4,rot_90,flip_hv,blur_2,sharpen_1,gray_1,bri_-5,con_7,mask_circle,bg_102030,q_50,color_keep",
         )
         .unwrap();
         assert_eq!(Spec::parse_path(&s.canonical()).unwrap(), s);

@@ -37,6 +37,7 @@ fn variants() -> Vec<Transform> {
         |t| t.watermark_scale(0.01),
         |t| t.watermark_opacity(0.0),
         |t| t.watermark_opacity(0.333),
+        |t| t.keep_colour(true),
     ];
     let mut all: Vec<Transform> = one_key.iter().map(|f| f(Transform::new())).collect();
     // Every pair, and everything at once, in both call orders.
