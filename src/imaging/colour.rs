@@ -17,7 +17,8 @@ use std::sync::{Arc, LazyLock};
 use image::DynamicImage;
 use moxcms::{
     Chromaticity, CicpColorPrimaries, CicpProfile, ColorPrimaries, ColorProfile, Layout,
-    MatrixCoefficients, TransferCharacteristics, Transform8BitExecutor, TransformOptions, XyY,
+    MatrixCoefficients, TransferCharacteristics, Transform16BitExecutor, Transform8BitExecutor,
+    TransformExecutor, TransformOptions, XyY,
 };
 use sha2::{Digest, Sha256};
 
@@ -76,30 +77,41 @@ impl SourceProfile {
     }
 }
 
-/// The pixels of `img` converted from `profile` to sRGB (8-bit images; others are first
-/// reduced to 8 bits by the caller). Unchanged when the profile is sRGB, unreadable, or
-/// does not fit the pixels.
+/// The pixels of `img` converted from `profile` to sRGB, in 8 or 16 bits per channel
+/// (16-bit sources are converted before they are reduced to 8 bits: linear or wide-gamut
+/// samples would band otherwise). Unchanged when the profile is sRGB, unreadable, or does
+/// not fit the pixels; float images are left to the caller.
 pub fn to_srgb(img: DynamicImage, profile: &SourceProfile) -> DynamicImage {
+    use DynamicImage as D;
     let Some(icc) = profile.bytes() else {
         return img;
     };
     let layout = match &img {
-        DynamicImage::ImageRgb8(_) => Layout::Rgb,
-        DynamicImage::ImageRgba8(_) => Layout::Rgba,
-        DynamicImage::ImageLuma8(_) => Layout::Gray,
-        DynamicImage::ImageLumaA8(_) => Layout::GrayAlpha,
+        D::ImageRgb8(_) | D::ImageRgb16(_) => Layout::Rgb,
+        D::ImageRgba8(_) | D::ImageRgba16(_) => Layout::Rgba,
+        D::ImageLuma8(_) | D::ImageLuma16(_) => Layout::Gray,
+        D::ImageLumaA8(_) | D::ImageLumaA16(_) => Layout::GrayAlpha,
         _ => return img,
     };
-    let Some(transform) = transform_for(icc, layout) else {
+    let Some(eight) = transform_for(icc, layout) else {
         return img;
     };
     let mut img = img;
     let converted = match &mut img {
-        DynamicImage::ImageRgb8(buf) => convert_in_place(&*transform, buf),
-        DynamicImage::ImageRgba8(buf) => convert_in_place(&*transform, buf),
-        DynamicImage::ImageLuma8(buf) => convert_in_place(&*transform, buf),
-        DynamicImage::ImageLumaA8(buf) => convert_in_place(&*transform, buf),
-        _ => Ok(()),
+        D::ImageRgb8(buf) => convert_in_place(&*eight, buf),
+        D::ImageRgba8(buf) => convert_in_place(&*eight, buf),
+        D::ImageLuma8(buf) => convert_in_place(&*eight, buf),
+        D::ImageLumaA8(buf) => convert_in_place(&*eight, buf),
+        wide => match transform16_for(icc, layout) {
+            Some(sixteen) => match wide {
+                D::ImageRgb16(buf) => convert_in_place(&*sixteen, buf),
+                D::ImageRgba16(buf) => convert_in_place(&*sixteen, buf),
+                D::ImageLuma16(buf) => convert_in_place(&*sixteen, buf),
+                D::ImageLumaA16(buf) => convert_in_place(&*sixteen, buf),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        },
     };
     if let Err(e) = converted {
         tracing::debug!(error = %e, "colour conversion failed; pixels kept as they are");
@@ -107,14 +119,14 @@ pub fn to_srgb(img: DynamicImage, profile: &SourceProfile) -> DynamicImage {
     img
 }
 
-/// moxcms transforms from one buffer into another; rows are converted through a
-/// scratch row so the image needs no second full-size buffer.
-fn convert_in_place(
-    transform: &Transform8BitExecutor,
-    pixels: &mut [u8],
+/// moxcms transforms from one buffer into another; the image is converted through a
+/// bounded scratch buffer so it needs no second full-size one.
+fn convert_in_place<V: Copy + Default>(
+    transform: &(dyn TransformExecutor<V> + Send + Sync),
+    pixels: &mut [V],
 ) -> Result<(), moxcms::CmsError> {
     const CHUNK: usize = 64 * 1024 * 12; // whole pixels for 1–4 channels
-    let mut scratch = vec![0u8; CHUNK.min(pixels.len())];
+    let mut scratch = vec![V::default(); CHUNK.min(pixels.len())];
     for chunk in pixels.chunks_mut(CHUNK) {
         let out = &mut scratch[..chunk.len()];
         transform.transform(chunk, out)?;
@@ -124,21 +136,49 @@ fn convert_in_place(
 }
 
 type Key = ([u8; 32], u8);
+type Cache<T> = LazyLock<quick_cache::sync::Cache<Key, Option<Arc<T>>>>;
 
 /// Transforms by (profile digest, layout); `None` remembers "treat as sRGB" (an sRGB
 /// profile, or one moxcms cannot use) so neither is worked out twice.
-static TRANSFORMS: LazyLock<quick_cache::sync::Cache<Key, Option<Arc<Transform8BitExecutor>>>> =
+static TRANSFORMS: Cache<Transform8BitExecutor> =
     LazyLock::new(|| quick_cache::sync::Cache::new(256));
+static TRANSFORMS_16: Cache<Transform16BitExecutor> =
+    LazyLock::new(|| quick_cache::sync::Cache::new(64));
 
 fn transform_for(icc: &[u8], layout: Layout) -> Option<Arc<Transform8BitExecutor>> {
     let key: Key = (Sha256::digest(icc).into(), layout as u8);
     TRANSFORMS
-        .get_or_insert_with(&key, || Ok::<_, ()>(build_transform(icc, layout)))
+        .get_or_insert_with(&key, || {
+            let transform = profiles(icc, layout).and_then(|(source, target)| {
+                source
+                    .create_transform_8bit(layout, &target, layout, TransformOptions::default())
+                    .map_err(|e| tracing::debug!(error = %e, "ICC profile does not fit the pixels"))
+                    .ok()
+            });
+            Ok::<_, ()>(transform.filter(|t| !is_identity(&**t, layout)))
+        })
         .ok()
         .flatten()
 }
 
-fn build_transform(icc: &[u8], layout: Layout) -> Option<Arc<Transform8BitExecutor>> {
+/// The 16-bit transform, for a profile the 8-bit one found worth converting.
+fn transform16_for(icc: &[u8], layout: Layout) -> Option<Arc<Transform16BitExecutor>> {
+    let key: Key = (Sha256::digest(icc).into(), layout as u8);
+    TRANSFORMS_16
+        .get_or_insert_with(&key, || {
+            let transform = profiles(icc, layout).and_then(|(source, target)| {
+                source
+                    .create_transform_16bit(layout, &target, layout, TransformOptions::default())
+                    .ok()
+            });
+            Ok::<_, ()>(transform)
+        })
+        .ok()
+        .flatten()
+}
+
+/// The source profile and the sRGB target for `layout`.
+fn profiles(icc: &[u8], layout: Layout) -> Option<(ColorProfile, ColorProfile)> {
     let source = ColorProfile::new_from_slice(icc)
         .map_err(|e| tracing::debug!(error = %e, "unreadable ICC profile ignored"))
         .ok()?;
@@ -146,11 +186,7 @@ fn build_transform(icc: &[u8], layout: Layout) -> Option<Arc<Transform8BitExecut
         Layout::Gray | Layout::GrayAlpha => srgb_gray(),
         _ => ColorProfile::new_srgb(),
     };
-    let transform = source
-        .create_transform_8bit(layout, &target, layout, TransformOptions::default())
-        .map_err(|e| tracing::debug!(error = %e, "ICC profile does not fit the pixels"))
-        .ok()?;
-    (!is_identity(&*transform, layout)).then_some(transform)
+    Some((source, target))
 }
 
 /// Gray with the sRGB tone curve: what an untagged gray image means on the web.

@@ -11,7 +11,14 @@ use super::{Decoded, ImagingError};
 
 /// Apply every transform of `spec`, in the documented order.
 pub fn apply(decoded: Decoded, spec: &Spec) -> Result<DynamicImage, ImagingError> {
-    let mut img = to_8bit(decoded.image);
+    let mut profile = decoded.profile;
+    let mut img = decoded.image;
+    if !matches!(img.color().bytes_per_pixel() / img.color().channel_count(), 1) {
+        // Wider samples are converted before they are cut to 8 bits (see `colour`).
+        img = colour::to_srgb(img, &profile);
+        profile = Default::default();
+    }
+    let mut img = to_8bit(img);
     // Sizes are planned on the full-resolution upright image, whatever the decoder shrank.
     let mut full_size = decoded.full_size;
     if let Some(c) = spec.crop {
@@ -25,11 +32,11 @@ pub fn apply(decoded: Decoded, spec: &Spec) -> Result<DynamicImage, ImagingError
             > u64::from(img.width()) * u64::from(img.height())
     });
     if enlarging {
-        img = colour::to_srgb(img, &decoded.profile);
+        img = colour::to_srgb(img, &profile);
     }
     img = resize_for(img, spec, full_size)?;
     if !enlarging {
-        img = colour::to_srgb(img, &decoded.profile);
+        img = colour::to_srgb(img, &profile);
     }
     img = match spec.rotate {
         90 => img.rotate90(),

@@ -177,7 +177,7 @@ async fn cmyk_jpeg_converts_to_the_right_colours() {
 async fn lossless_inputs_convert_exactly_to_png() {
     let server = TestServer::start().await;
     // Palette, palette+tRNS, Adam7 interlacing and alpha: PNG → PNG must keep every pixel
-    // (and transparency) as an independent decoder sees the source.
+    // (and transparency) as an independent decoder sees the source, in sRGB.
     for file in [
         "png-palette-8bit.png",
         "png-palette-trns.png",
@@ -187,7 +187,18 @@ async fn lossless_inputs_convert_exactly_to_png() {
     ] {
         let id = server.upload_corpus(file).await;
         let out = decode_png(&server.bytes(&format!("/image/{id}.png?w=5000")).await);
-        let src = decode_png(&corpus(file));
+        let mut src = decode_png(&corpus(file));
+        if png_gamma(&corpus(file)) == Some(100_000) {
+            // gAMA 1.0: the samples are linear light, shown in sRGB through the sRGB curve
+            // (IEC 61966-2-1's formula here, not a colour engine), from all their bits.
+            let linear = full_precision_samples(&corpus(file));
+            for (p, l) in src.rgba.iter_mut().zip(linear) {
+                for (c, l) in p[..3].iter_mut().zip(l) {
+                    let v = if l <= 0.003_130_8 { 12.92 * l } else { 1.055 * l.powf(1.0 / 2.4) - 0.055 };
+                    *c = (v * 255.0).round() as u8;
+                }
+            }
+        }
         assert_eq!((out.width, out.height), (src.width, src.height), "{file}");
         let mismatches = out.rgba.iter().zip(&src.rgba).filter(|(a, b)| {
             // Fully transparent pixels may carry any colour.
@@ -215,4 +226,40 @@ async fn alpha_is_flattened_onto_the_background_for_jpeg() {
         white.at(x, y)
     );
     assert!(near(red.at(x, y), [255, 0, 0]), "{:?}", red.at(x, y));
+}
+
+/// A PNG's `gAMA` value (100000 × the encoding exponent), read from its chunks.
+fn png_gamma(bytes: &[u8]) -> Option<u32> {
+    let mut pos = 8;
+    while pos + 12 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        if &bytes[pos + 4..pos + 8] == b"gAMA" {
+            return Some(u32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()));
+        }
+        pos += 12 + len;
+    }
+    None
+}
+
+/// Every pixel's RGB as fractions of full scale, at the file's own bit depth (palettes
+/// expanded), so 16-bit samples are not first cut to 8 bits.
+fn full_precision_samples(bytes: &[u8]) -> Vec<[f64; 3]> {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let (channels, wide) = (info.color_type.samples(), info.bit_depth == png::BitDepth::Sixteen);
+    let samples: Vec<f64> = if wide {
+        buf[..info.buffer_size()]
+            .chunks(2)
+            .map(|c| f64::from(u16::from_be_bytes([c[0], c[1]])) / 65535.0)
+            .collect()
+    } else {
+        buf[..info.buffer_size()].iter().map(|&v| f64::from(v) / 255.0).collect()
+    };
+    samples
+        .chunks(channels)
+        .map(|p| if channels < 3 { [p[0]; 3] } else { [p[0], p[1], p[2]] })
+        .collect()
 }

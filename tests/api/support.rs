@@ -318,3 +318,31 @@ pub fn rgb_png(w: u32, h: u32, pixels: &[u8]) -> Vec<u8> {
     writer.finish().unwrap();
     out
 }
+
+/// The data of each PNG chunk of type `kind`, read from the chunk list directly (the
+/// `png` crate used for pixels does not report every chunk).
+pub fn png_chunk_data(bytes: &[u8], kind: &[u8; 4]) -> Vec<Vec<u8>> {
+    let mut found = Vec::new();
+    let mut pos = 8;
+    while pos + 12 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        if &bytes[pos + 4..pos + 8] == kind {
+            found.push(bytes[pos + 8..pos + 8 + len].to_vec());
+        }
+        pos += 12 + len;
+    }
+    found
+}
+
+/// The ICC profile of a PNG's `iCCP` chunk, decompressed.
+pub fn png_icc_profile(bytes: &[u8]) -> Option<Vec<u8>> {
+    let data = png_chunk_data(bytes, b"iCCP").into_iter().next()?;
+    let name_end = data.iter().position(|&b| b == 0)?;
+    let mut profile = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::ZlibDecoder::new(&data[name_end + 2..]),
+        &mut profile,
+    )
+    .ok()?;
+    Some(profile)
+}

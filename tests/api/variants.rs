@@ -98,18 +98,7 @@ async fn path_and_query_spellings_are_one_variant() {
     );
 }
 
-#[tokio::test]
-async fn same_format_without_transforms_is_the_original_bytes() {
-    let server = TestServer::start().await;
-    let bytes = corpus(PHOTO);
-    let id = server.upload_corpus(PHOTO).await;
-    assert_eq!(server.bytes(&format!("/image/{id}.jpg")).await, bytes);
-    assert_eq!(server.bytes(&format!("/image/{id}.jpeg")).await, bytes);
-    let original = server.get(&format!("/image/{id}/original")).await;
-    assert_eq!(original.headers()["content-type"], "image/jpeg");
-    assert_eq!(original.headers()["x-content-type-options"], "nosniff");
-    assert_eq!(original.bytes().await.unwrap(), bytes);
-}
+// The stored image's own URL (same format, no transforms): see `publish`.
 
 #[tokio::test]
 async fn outputs_carry_no_metadata() {

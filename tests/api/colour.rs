@@ -1,0 +1,418 @@
+//! Colour management, checked against an independent colour engine: Little CMS's
+//! `transicc` (the server uses moxcms), on profiles from Debian's `colord-data` and
+//! `icc-profiles-free`, which `scripts/colour-tools.sh` installs. Sources are patches of
+//! flat colour, so every patch's centre is one exact source value.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use crate::support::{decode_jpeg, decode_png, png_icc_profile, Pixels, TestServer};
+
+/// Primaries, secondaries, greys and everyday colours (skin, sky, foliage).
+const PATCHES: [[u8; 3]; 14] = [
+    [255, 0, 0],
+    [0, 255, 0],
+    [0, 0, 255],
+    [0, 255, 255],
+    [255, 0, 255],
+    [255, 255, 0],
+    [0, 0, 0],
+    [60, 60, 60],
+    [128, 128, 128],
+    [230, 230, 230],
+    [224, 172, 140],
+    [96, 150, 210],
+    [70, 120, 40],
+    [180, 40, 90],
+];
+/// An odd patch side, so no patch edge falls on an 8-pixel block boundary.
+const SIDE: u32 = 11;
+
+fn profile_dir() -> &'static Path {
+    static READY: OnceLock<PathBuf> = OnceLock::new();
+    READY.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/colour-tools.sh");
+        let status = Command::new(script).status().expect("run colour-tools.sh");
+        assert!(status.success(), "colour-tools.sh failed: {status}");
+        PathBuf::from("/usr/share/color/icc")
+    })
+}
+
+fn profile(name: &str) -> Vec<u8> {
+    let path = profile_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// What Little CMS makes of `colours` in the profile at `name` (relative colorimetric, to
+/// its built-in sRGB), rounded and clipped to 8 bits. Gray profiles take one value each.
+fn reference(name: &str, colours: &[[u8; 3]], gray: bool) -> Vec<[u8; 3]> {
+    let path = profile_dir().join(name);
+    let mut child = Command::new("transicc")
+        .args(["-n", "-t1", "-o", "*sRGB", "-i"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("transicc");
+    let mut input = String::new();
+    for c in colours {
+        if gray {
+            input.push_str(&format!("{}\n", c[0]));
+        } else {
+            input.push_str(&format!("{} {} {}\n", c[0], c[1], c[2]));
+        }
+    }
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().expect("transicc output");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let values: Vec<[u8; 3]> = text
+        .lines()
+        .filter_map(|line| {
+            let v: Vec<f64> = line
+                .split_whitespace()
+                .map(|t| t.parse::<f64>())
+                .collect::<Result<_, _>>()
+                .ok()?;
+            (v.len() == 3).then(|| v.map_to_u8())
+        })
+        .collect();
+    assert_eq!(values.len(), colours.len(), "transicc said: {text}");
+    values
+}
+
+trait ToU8 {
+    fn map_to_u8(self) -> [u8; 3];
+}
+
+impl ToU8 for Vec<f64> {
+    fn map_to_u8(self) -> [u8; 3] {
+        [0, 1, 2].map(|i| self[i].round().clamp(0.0, 255.0) as u8)
+    }
+}
+
+/// RGB pixels of the patches in a row, each SIDE×SIDE.
+fn patch_pixels(patches: &[[u8; 3]]) -> (u32, u32, Vec<u8>) {
+    let (w, h) = (SIDE * patches.len() as u32, SIDE);
+    let mut pixels = Vec::with_capacity((w * h * 3) as usize);
+    for _ in 0..h {
+        for x in 0..w {
+            pixels.extend_from_slice(&patches[(x / SIDE) as usize]);
+        }
+    }
+    (w, h, pixels)
+}
+
+/// The patches as an 8-bit PNG with an `iCCP` profile, or with `tag` adding other colour
+/// chunks to its header.
+fn patch_png(
+    patches: &[[u8; 3]],
+    gray: bool,
+    icc: Option<Vec<u8>>,
+    tag: impl FnOnce(&mut png::Encoder<'static, &mut Vec<u8>>),
+) -> Vec<u8> {
+    let (w, h, rgb) = patch_pixels(patches);
+    let mut out = Vec::new();
+    {
+        let mut info = png::Info::with_size(w, h);
+        info.icc_profile = icc.map(std::borrow::Cow::Owned);
+        let mut encoder = png::Encoder::with_info(&mut out, info).unwrap();
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_color(if gray {
+            png::ColorType::Grayscale
+        } else {
+            png::ColorType::Rgb
+        });
+        tag(&mut encoder);
+        let mut writer = encoder.write_header().unwrap();
+        let data: Vec<u8> = if gray {
+            rgb.chunks(3).map(|p| p[0]).collect()
+        } else {
+            rgb
+        };
+        writer.write_image_data(&data).unwrap();
+        writer.finish().unwrap();
+    }
+    out
+}
+
+fn icc_png(patches: &[[u8; 3]], gray: bool, icc: Vec<u8>) -> Vec<u8> {
+    patch_png(patches, gray, Some(icc), |_| {})
+}
+
+fn patch_centres(p: &Pixels, count: usize) -> Vec<[u8; 3]> {
+    (0..count as u32)
+        .map(|i| {
+            let px = p.at(i * SIDE + SIDE / 2, SIDE / 2);
+            [px[0], px[1], px[2]]
+        })
+        .collect()
+}
+
+fn assert_close(got: &[[u8; 3]], want: &[[u8; 3]], tolerance: u8, what: &str) {
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let off = (0..3).map(|c| g[c].abs_diff(w[c])).max().unwrap();
+        assert!(
+            off <= tolerance,
+            "{what}: patch {i} ({:?}) came out {g:?}, Little CMS says {w:?}",
+            PATCHES.get(i)
+        );
+    }
+}
+
+/// The image as a converted PNG: a `w` equal to its width makes it a render (the stored
+/// URL itself publishes the original with its profile, see `publish`).
+async fn converted(server: &TestServer, id: &str, count: usize) -> Pixels {
+    let width = SIDE * count as u32;
+    decode_png(&server.bytes(&format!("/image/{id}.png?w={width}")).await)
+}
+
+async fn upload(server: &TestServer, bytes: Vec<u8>) -> String {
+    let (status, body) = server.upload_bytes(bytes).await;
+    assert!(status.is_success(), "{status} {body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// Wide-gamut and odd RGB profiles, as PNG `iCCP`: the output's sRGB values are what
+/// Little CMS computes, within a level or two of rounding between engines.
+#[tokio::test]
+async fn rgb_profiles_convert_to_srgb_as_little_cms_does() {
+    let server = TestServer::start().await;
+    for name in [
+        "colord/AdobeRGB1998.icc",
+        "colord/ProPhotoRGB.icc",
+        "colord/WideGamutRGB.icc",
+        "colord/AppleRGB.icc",
+        "colord/BestRGB.icc",
+        "colord/Bluish.icc",
+        "colord/SwappedRedAndGreen.icc",
+        "compatibleWithAdobeRGB1998.icc",
+    ] {
+        let id = upload(&server, icc_png(&PATCHES, false, profile(name))).await;
+        let got = patch_centres(&converted(&server, &id, PATCHES.len()).await, PATCHES.len());
+        assert_close(&got, &reference(name, &PATCHES, false), 2, name);
+    }
+}
+
+/// A profile that swaps red and green: pure red pixels are meant to be seen as green.
+#[tokio::test]
+async fn a_profile_that_swaps_red_and_green_shows_green() {
+    let server = TestServer::start().await;
+    let icc = profile("colord/SwappedRedAndGreen.icc");
+    let id = upload(&server, icc_png(&PATCHES[..3], false, icc)).await;
+    for ext in ["png", "jpg", "webp"] {
+        let bytes = server.bytes(&format!("/image/{id}.{ext}?w=33")).await;
+        let out = match ext {
+            "png" => decode_png(&bytes),
+            "jpg" => decode_jpeg(&bytes),
+            _ => rgb_of(image::load_from_memory(&bytes).unwrap()),
+        };
+        let red_patch = out.at(SIDE / 2, SIDE / 2);
+        assert!(
+            red_patch[1] > 200 && red_patch[0] < 60 && red_patch[2] < 60,
+            ".{ext}: red under the swapped profile came out {red_patch:?}"
+        );
+    }
+}
+
+fn rgb_of(img: image::DynamicImage) -> Pixels {
+    let rgba = img.to_rgba8();
+    Pixels {
+        width: rgba.width(),
+        height: rgba.height(),
+        rgba: rgba.pixels().map(|p| p.0).collect(),
+    }
+}
+
+/// JPEG ICC profiles come in APP2 chunks of at most 64 KiB; a large one spans several.
+/// Both, a small and a padded 150 KB profile, are read whole.
+#[tokio::test]
+async fn jpeg_profiles_in_one_or_several_chunks_are_honoured() {
+    let server = TestServer::start().await;
+    let name = "colord/AdobeRGB1998.icc";
+    let small = profile(name);
+    let mut large = small.clone();
+    large.resize(150_000, 0);
+    large[..4].copy_from_slice(&150_000u32.to_be_bytes()); // the header's profile size
+    for icc in [small, large] {
+        let (w, h, rgb) = patch_pixels(&PATCHES);
+        let mut jpeg = Vec::new();
+        let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 100);
+        image::ImageEncoder::set_icc_profile(&mut encoder, icc.clone()).unwrap();
+        image::ImageEncoder::write_image(encoder, &rgb, w, h, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let chunks = jpeg.windows(12).filter(|w| w == b"ICC_PROFILE\0").count();
+        assert_eq!(chunks, icc.len().div_ceil(65519));
+        // The source's own decoded values (by an independent decoder) are the input.
+        let source = patch_centres(&decode_jpeg(&jpeg), PATCHES.len());
+        let id = upload(&server, jpeg).await;
+        let got = patch_centres(&converted(&server, &id, PATCHES.len()).await, PATCHES.len());
+        let what = format!("JPEG with a {} byte profile", icc.len());
+        // Two JPEG decoders' IDCTs differ by a level or two before the conversion.
+        assert_close(&got, &reference(name, &source, false), 3, &what);
+    }
+}
+
+/// Gray images with a gray profile.
+#[tokio::test]
+async fn gray_profiles_are_honoured() {
+    let server = TestServer::start().await;
+    let grays: Vec<[u8; 3]> = [0u8, 30, 64, 100, 128, 160, 200, 255]
+        .iter()
+        .map(|&g| [g, g, g])
+        .collect();
+    let name = "Gray.icc";
+    let id = upload(&server, icc_png(&grays, true, profile(name))).await;
+    let got = patch_centres(&converted(&server, &id, grays.len()).await, grays.len());
+    let want = reference(name, &grays, true);
+    assert_ne!(want, grays, "the profile should not be sRGB gray");
+    assert_close(&got, &want, 2, name);
+}
+
+/// The sRGB tone curve, from linear light (the formula of IEC 61966-2-1, not a CMS).
+fn srgb_encode(linear: f64) -> u8 {
+    let l = linear.clamp(0.0, 1.0);
+    let v = if l <= 0.003_130_8 {
+        12.92 * l
+    } else {
+        1.055 * l.powf(1.0 / 2.4) - 0.055
+    };
+    (v * 255.0).round() as u8
+}
+
+fn srgb_decode(v: u8) -> f64 {
+    let v = f64::from(v) / 255.0;
+    if v <= 0.040_45 {
+        v / 12.92
+    } else {
+        ((v + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+/// PNG colour chunks without an ICC profile: `gAMA` alone, `gAMA` + `cHRM`, and `cICP`
+/// (Display P3), against the published formulas and matrices.
+#[tokio::test]
+async fn png_gamma_chromaticities_and_cicp_are_honoured() {
+    let server = TestServer::start().await;
+
+    // Linear light (gAMA 1.0) with the sRGB primaries: only the tone curve changes.
+    let id = upload(
+        &server,
+        patch_png(&PATCHES, false, None, |e| {
+            e.set_source_gamma(png::ScaledFloat::new(1.0));
+        }),
+    )
+    .await;
+    let got = patch_centres(&converted(&server, &id, PATCHES.len()).await, PATCHES.len());
+    let want: Vec<[u8; 3]> = PATCHES
+        .iter()
+        .map(|c| c.map(|v| srgb_encode(f64::from(v) / 255.0)))
+        .collect();
+    assert_close(&got, &want, 1, "gAMA 1.0");
+
+    // gAMA 1/2.2 with Adobe RGB's chromaticities is Adobe RGB (1998) within rounding.
+    let id = upload(
+        &server,
+        patch_png(&PATCHES, false, None, |e| {
+            e.set_source_gamma(png::ScaledFloat::new(1.0 / 2.2));
+            e.set_source_chromaticities(png::SourceChromaticities::new(
+                (0.3127, 0.3290),
+                (0.64, 0.33),
+                (0.21, 0.71),
+                (0.15, 0.06),
+            ));
+        }),
+    )
+    .await;
+    let got = patch_centres(&converted(&server, &id, PATCHES.len()).await, PATCHES.len());
+    assert_close(&got, &reference("colord/AdobeRGB1998.icc", &PATCHES, false), 2, "gAMA + cHRM");
+
+    // cICP 12/13/0/1: Display P3 primaries, sRGB transfer, full range.
+    let mut p3 = patch_png(&PATCHES, false, None, |_| {});
+    let cicp = png_chunk(b"cICP", &[12, 13, 0, 1]);
+    p3.splice(33..33, cicp); // right after IHDR (8-byte signature + 25-byte IHDR)
+    let id = upload(&server, p3).await;
+    let got = patch_centres(&converted(&server, &id, PATCHES.len()).await, PATCHES.len());
+    // Linear Display P3 → linear sRGB (both D65), then the sRGB curve.
+    const P3_TO_SRGB: [[f64; 3]; 3] = [
+        [1.224_940, -0.224_940, 0.0],
+        [-0.042_057, 1.042_057, 0.0],
+        [-0.019_638, -0.078_636, 1.098_274],
+    ];
+    let want: Vec<[u8; 3]> = PATCHES
+        .iter()
+        .map(|c| {
+            let lin = c.map(srgb_decode);
+            [0, 1, 2].map(|row| {
+                srgb_encode((0..3).map(|k| P3_TO_SRGB[row][k] * lin[k]).sum::<f64>())
+            })
+        })
+        .collect();
+    assert_close(&got, &want, 2, "cICP Display P3");
+}
+
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut out = (data.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend_from_slice(&crc.sum().to_be_bytes());
+    out
+}
+
+/// `color=keep`: the pixels stay as stored and the profile goes with them, in every
+/// output that can carry one; `color=srgb` is the default spelled out.
+#[tokio::test]
+async fn color_keep_embeds_the_source_profile_instead_of_converting() {
+    let server = TestServer::start().await;
+    let icc = profile("colord/AdobeRGB1998.icc");
+    let id = upload(&server, icc_png(&PATCHES, false, icc.clone())).await;
+
+    let kept = server.bytes(&format!("/image/{id}.png?color=keep")).await;
+    assert!(png_icc_profile(&kept) == Some(icc.clone()), "the profile is kept");
+    let got = patch_centres(&decode_png(&kept), PATCHES.len());
+    assert_eq!(got, PATCHES.to_vec(), "kept pixels are the source's");
+
+    let jpeg = server.bytes(&format!("/image/{id}/color_keep,q_95.jpg")).await;
+    let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(&jpeg));
+    decoder.decode().unwrap();
+    assert!(decoder.icc_profile() == Some(icc.clone()), "the JPEG keeps the profile");
+
+    let webp = server.bytes(&format!("/image/{id}.webp?color=keep")).await;
+    let mut decoder =
+        image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(&webp)).unwrap();
+    let embedded = image::ImageDecoder::icc_profile(&mut decoder).unwrap();
+    assert!(embedded == Some(icc.clone()), "the WebP keeps the profile");
+    assert!(webp::Decoder::new(&webp).decode().is_some(), "libwebp reads it");
+
+    // Default and explicit sRGB agree and carry no profile; formats that cannot carry one
+    // are converted even when asked to keep.
+    let srgb = server.bytes(&format!("/image/{id}.png?w=154&color=srgb")).await;
+    assert_eq!(srgb, server.bytes(&format!("/image/{id}.png?w=154")).await);
+    assert!(png_icc_profile(&srgb).is_none());
+    let gif = image::load_from_memory(&server.bytes(&format!("/image/{id}.gif?color=keep")).await).unwrap();
+    let red = gif.to_rgb8().get_pixel(SIDE / 2, SIDE / 2).0;
+    let want = reference("colord/AdobeRGB1998.icc", &PATCHES[..1], false)[0];
+    assert!((0..3).all(|c| red[c].abs_diff(want[c]) <= 6), "gif {red:?} vs {want:?}");
+    let bad = server.get(&format!("/image/{id}.png?color=p3")).await;
+    crate::support::assert_error(bad, reqwest::StatusCode::BAD_REQUEST, "bad_transform").await;
+}
+
+/// A profile that is not one (garbage in `iCCP`) is ignored as browsers ignore it.
+#[tokio::test]
+async fn a_broken_profile_is_ignored_not_an_error() {
+    let server = TestServer::start().await;
+    let garbage: Vec<u8> = (0..600u32).map(|i| (i * 37 % 251) as u8).collect();
+    let id = upload(&server, icc_png(&PATCHES, false, garbage)).await;
+    let got = patch_centres(&decode_png(&server.bytes(&format!("/image/{id}.png?w=154")).await), PATCHES.len());
+    assert_close(&got, &PATCHES, 1, "garbage profile");
+}
