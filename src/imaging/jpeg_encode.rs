@@ -47,8 +47,8 @@ fn compress(
         // files, cheap next to the transform.
         c.set_optimize_coding(true);
         let mut started = c.start_compress(Vec::new()).ok()?;
-        if let Some(icc) = icc {
-            write_icc_profile(&mut started, icc);
+        for segment in icc.map(icc_segments).unwrap_or_default() {
+            started.write_marker(mozjpeg::Marker::APP(2), &segment);
         }
         started.write_scanlines(pixels).ok()?;
         started.finish().ok()
@@ -60,18 +60,20 @@ fn compress(
 /// The profile as APP2 `ICC_PROFILE` segments, numbered from 1 as the ICC specification
 /// (and libjpeg's reader, so every browser) requires; the `mozjpeg` crate's own writer
 /// numbers them from 0, which readers reject.
-fn write_icc_profile<W>(started: &mut mozjpeg::CompressStarted<W>, icc: &[u8]) {
+fn icc_segments(icc: &[u8]) -> Vec<Vec<u8>> {
     const MAX_DATA: usize = 65533 - 14;
-    let count = icc.len().div_ceil(MAX_DATA);
-    let Ok(count) = u8::try_from(count) else {
-        return; // over 16 MB: no JPEG can carry it; the pixels go without it
+    let Ok(count) = u8::try_from(icc.len().div_ceil(MAX_DATA)) else {
+        return Vec::new(); // over 16 MB: no JPEG can carry it; the pixels go without it
     };
-    for (i, chunk) in icc.chunks(MAX_DATA).enumerate() {
-        let mut segment = b"ICC_PROFILE\0".to_vec();
-        segment.extend([i as u8 + 1, count]);
-        segment.extend_from_slice(chunk);
-        started.write_marker(mozjpeg::Marker::APP(2), &segment);
-    }
+    icc.chunks(MAX_DATA)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut segment = b"ICC_PROFILE\0".to_vec();
+            segment.extend([i as u8 + 1, count]);
+            segment.extend_from_slice(chunk);
+            segment
+        })
+        .collect()
 }
 
 #[cfg(test)]
