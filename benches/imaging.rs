@@ -126,6 +126,7 @@ fn operations(c: &mut Criterion) {
                     image: decoded.image.clone(),
                     lossless: decoded.lossless,
                     full_size: decoded.full_size,
+                    profile: decoded.profile.clone(),
                 };
                 imaging::apply(input, black_box(&parsed)).unwrap()
             })
@@ -134,5 +135,47 @@ fn operations(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, thumbnails, encoders, ascii_and_trace, operations);
+/// The same 12 MP photo with and without an Adobe RGB (1998) profile: the difference is
+/// what colour management costs a render (the conversion runs once, on whichever side of
+/// the resize has fewer pixels).
+fn colour(c: &mut Criterion) {
+    let limits = DecodeLimits::for_pixels(64_000_000);
+    let plain = corpus(PHOTO_12MP);
+    let icc = moxcms::ColorProfile::new_adobe_rgb().encode().unwrap();
+    let mut segment = vec![0xFF, 0xE2];
+    segment.extend_from_slice(&((icc.len() + 16) as u16).to_be_bytes());
+    segment.extend_from_slice(b"ICC_PROFILE\0\x01\x01");
+    segment.extend_from_slice(&icc);
+    let mut tagged = plain[..2].to_vec();
+    tagged.extend(segment);
+    tagged.extend_from_slice(&plain[2..]);
+    let mut group = c.benchmark_group("colour_12mp");
+    group.sample_size(10);
+    for spec in ["w_1200", "w_300"] {
+        let parsed = Spec::parse_path(spec).unwrap();
+        for (label, bytes) in [("srgb", &plain), ("adobe_rgb", &tagged)] {
+            group.bench_function(format!("{spec}_jpg_{label}"), |b| {
+                b.iter(|| {
+                    imaging::render(
+                        black_box(bytes),
+                        &limits,
+                        &parsed,
+                        Output::Raster(Format::Jpeg),
+                    )
+                    .unwrap()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    thumbnails,
+    encoders,
+    ascii_and_trace,
+    operations,
+    colour
+);
 criterion_main!(benches);

@@ -284,7 +284,8 @@ pub async fn original(
 ) -> Result<Response, Error> {
     let id = parse_id(&id)?;
     if state.config.originals == Originals::Keys {
-        let holds_key = bearer_token(&headers).is_some_and(|k| key_matches(&state.config.api_keys, k));
+        let holds_key =
+            bearer_token(&headers).is_some_and(|k| key_matches(&state.config.api_keys, k));
         if !holds_key {
             return Err(Error::Unauthorized);
         }

@@ -3,8 +3,8 @@
 //!
 //! Every colour description a source can carry (an ICC profile, or a PNG's `sRGB`,
 //! `gAMA`/`cHRM` and `cICP` chunks) is reduced to one ICC profile here; moxcms (pure Rust,
-//! already in the tree through `image`, and the fastest engine measured, see
-//! BENCHMARKS.md) builds the transform. Transforms are cached per profile digest, and a
+//! already in the tree through `image`, and the fastest engine measured, see the
+//! README's "Benchmarks") builds the transform. Transforms are cached per profile digest, and a
 //! profile whose transform changes no 8-bit value (an embedded sRGB, say) is remembered as
 //! sRGB so its images cost nothing.
 //!
@@ -235,9 +235,7 @@ fn is_identity(transform: &Transform8BitExecutor, layout: Layout) -> bool {
 /// A PNG `cICP` (or AVIF `nclx`) description as a profile; `None` when it names
 /// something moxcms has no curve or primaries for (HDR transfers, say), in which case the
 /// pixels are taken as sRGB.
-pub fn from_cicp(
-    [primaries, transfer, matrix, full_range]: [u8; 4],
-) -> Option<SourceProfile> {
+pub fn from_cicp([primaries, transfer, matrix, full_range]: [u8; 4]) -> Option<SourceProfile> {
     let cicp = CicpProfile {
         color_primaries: CicpColorPrimaries::try_from(primaries).ok()?,
         transfer_characteristics: TransferCharacteristics::try_from(transfer).ok()?,
@@ -271,7 +269,11 @@ fn from_gamma_and_primaries(gamma: f64, chromaticities: Option<[f64; 8]>) -> Sou
             y: y as f32,
         };
         profile.update_rgb_colorimetry(
-            XyY { x: wx, y: wy, yb: 1.0 },
+            XyY {
+                x: wx,
+                y: wy,
+                yb: 1.0,
+            },
             ColorPrimaries {
                 red: xy(rx, ry),
                 green: xy(gx, gy),

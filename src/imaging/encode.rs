@@ -108,7 +108,12 @@ pub fn encode_with_profile(
             let lossless = lossless_source && spec.quality.is_none();
             let webp = encode_webp(img, spec, lossless)?;
             return Ok(match icc {
-                Some(icc) => webp_with_profile(webp, icc, (img.width(), img.height()), img.color().has_alpha()),
+                Some(icc) => webp_with_profile(
+                    webp,
+                    icc,
+                    (img.width(), img.height()),
+                    img.color().has_alpha(),
+                ),
                 None => webp,
             });
         }

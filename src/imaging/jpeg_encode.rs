@@ -109,6 +109,8 @@ mod tests {
         let rgb = RgbImage::from_fn(128, 128, |x, y| {
             image::Rgb([(x * y) as u8, x as u8, y as u8])
         });
-        assert!(encode_rgb(&rgb, 30, None).unwrap().len() < encode_rgb(&rgb, 95, None).unwrap().len());
+        assert!(
+            encode_rgb(&rgb, 30, None).unwrap().len() < encode_rgb(&rgb, 95, None).unwrap().len()
+        );
     }
 }

@@ -23,6 +23,7 @@ mod trace;
 mod watermark;
 
 pub use ascii::{ascii_rows, render_ascii, AsciiMode, AsciiOptions};
+pub use colour::SourceProfile;
 pub use decode::{decode, decode_for, probe, DecodeLimits, Decoded, Probe};
 pub use encode::encode;
 pub use format::Format;

@@ -5,15 +5,18 @@
 use fast_image_resize as fir;
 use image::{DynamicImage, GenericImageView, Rgba, RgbaImage};
 
-use super::{colour, smart};
 use super::spec::{Crop, Fit, Flip, Gravity, Mask, Spec};
+use super::{colour, smart};
 use super::{Decoded, ImagingError};
 
 /// Apply every transform of `spec`, in the documented order.
 pub fn apply(decoded: Decoded, spec: &Spec) -> Result<DynamicImage, ImagingError> {
     let mut profile = decoded.profile;
     let mut img = decoded.image;
-    if !matches!(img.color().bytes_per_pixel() / img.color().channel_count(), 1) {
+    if !matches!(
+        img.color().bytes_per_pixel() / img.color().channel_count(),
+        1
+    ) {
         // Wider samples are converted before they are cut to 8 bits (see `colour`).
         img = colour::to_srgb(img, &profile);
         profile = Default::default();

@@ -6,15 +6,13 @@ use std::time::Instant;
 use image::DynamicImage;
 
 use super::animation::{self, AnimatedFrame};
-use super::colour::SourceProfile;
 use super::ascii::{render_ascii, AsciiMode, AsciiOptions};
-use super::trace::{trace_svg, TraceOptions};
+use super::colour::SourceProfile;
 use super::encode::{carries_profile, encode_with_profile};
 use super::publish;
+use super::trace::{trace_svg, TraceOptions};
 use super::watermark::overlay;
-use super::{
-    apply, decode_for, DecodeLimits, Decoded, Format, Gravity, ImagingError, Spec,
-};
+use super::{apply, decode_for, DecodeLimits, Decoded, Format, Gravity, ImagingError, Spec};
 
 /// An output a URL extension can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,9 +222,7 @@ pub fn render_watermarked(
     }
 
     let bytes = match output {
-        Output::Raster(format) => {
-            encode_with_profile(&img, format, spec, lossless, kept.bytes())?
-        }
+        Output::Raster(format) => encode_with_profile(&img, format, spec, lossless, kept.bytes())?,
         Output::Svg => trace_svg(&img, &trace.unwrap_or_default())?.into_bytes(),
         Output::Ascii(mode) => {
             // Rows follow the full-resolution shape, whatever the decoder shrank.

@@ -332,7 +332,12 @@ async fn png_gamma_chromaticities_and_cicp_are_honoured() {
     )
     .await;
     let got = patch_centres(&converted(&server, &id, PATCHES.len()).await, PATCHES.len());
-    assert_close(&got, &reference("colord/AdobeRGB1998.icc", &PATCHES, false), 2, "gAMA + cHRM");
+    assert_close(
+        &got,
+        &reference("colord/AdobeRGB1998.icc", &PATCHES, false),
+        2,
+        "gAMA + cHRM",
+    );
 
     // cICP 12/13/0/1: Display P3 primaries, sRGB transfer, full range.
     let mut p3 = patch_png(&PATCHES, false, None, |_| {});
@@ -350,9 +355,8 @@ async fn png_gamma_chromaticities_and_cicp_are_honoured() {
         .iter()
         .map(|c| {
             let lin = c.map(srgb_decode);
-            [0, 1, 2].map(|row| {
-                srgb_encode((0..3).map(|k| P3_TO_SRGB[row][k] * lin[k]).sum::<f64>())
-            })
+            [0, 1, 2]
+                .map(|row| srgb_encode((0..3).map(|k| P3_TO_SRGB[row][k] * lin[k]).sum::<f64>()))
         })
         .collect();
     assert_close(&got, &want, 2, "cICP Display P3");
@@ -378,31 +382,47 @@ async fn color_keep_embeds_the_source_profile_instead_of_converting() {
     let id = upload(&server, icc_png(&PATCHES, false, icc.clone())).await;
 
     let kept = server.bytes(&format!("/image/{id}.png?color=keep")).await;
-    assert!(png_icc_profile(&kept) == Some(icc.clone()), "the profile is kept");
+    assert!(
+        png_icc_profile(&kept) == Some(icc.clone()),
+        "the profile is kept"
+    );
     let got = patch_centres(&decode_png(&kept), PATCHES.len());
     assert_eq!(got, PATCHES.to_vec(), "kept pixels are the source's");
 
-    let jpeg = server.bytes(&format!("/image/{id}/color_keep,q_95.jpg")).await;
+    let jpeg = server
+        .bytes(&format!("/image/{id}/color_keep,q_95.jpg"))
+        .await;
     let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(&jpeg));
     decoder.decode().unwrap();
-    assert!(decoder.icc_profile() == Some(icc.clone()), "the JPEG keeps the profile");
+    assert!(
+        decoder.icc_profile() == Some(icc.clone()),
+        "the JPEG keeps the profile"
+    );
 
     let webp = server.bytes(&format!("/image/{id}.webp?color=keep")).await;
-    let mut decoder =
-        image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(&webp)).unwrap();
+    let mut decoder = image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(&webp)).unwrap();
     let embedded = image::ImageDecoder::icc_profile(&mut decoder).unwrap();
     assert!(embedded == Some(icc.clone()), "the WebP keeps the profile");
-    assert!(webp::Decoder::new(&webp).decode().is_some(), "libwebp reads it");
+    assert!(
+        webp::Decoder::new(&webp).decode().is_some(),
+        "libwebp reads it"
+    );
 
     // Default and explicit sRGB agree and carry no profile; formats that cannot carry one
     // are converted even when asked to keep.
-    let srgb = server.bytes(&format!("/image/{id}.png?w=154&color=srgb")).await;
+    let srgb = server
+        .bytes(&format!("/image/{id}.png?w=154&color=srgb"))
+        .await;
     assert_eq!(srgb, server.bytes(&format!("/image/{id}.png?w=154")).await);
     assert!(png_icc_profile(&srgb).is_none());
-    let gif = image::load_from_memory(&server.bytes(&format!("/image/{id}.gif?color=keep")).await).unwrap();
+    let gif = image::load_from_memory(&server.bytes(&format!("/image/{id}.gif?color=keep")).await)
+        .unwrap();
     let red = gif.to_rgb8().get_pixel(SIDE / 2, SIDE / 2).0;
     let want = reference("colord/AdobeRGB1998.icc", &PATCHES[..1], false)[0];
-    assert!((0..3).all(|c| red[c].abs_diff(want[c]) <= 6), "gif {red:?} vs {want:?}");
+    assert!(
+        (0..3).all(|c| red[c].abs_diff(want[c]) <= 6),
+        "gif {red:?} vs {want:?}"
+    );
     let bad = server.get(&format!("/image/{id}.png?color=p3")).await;
     crate::support::assert_error(bad, reqwest::StatusCode::BAD_REQUEST, "bad_transform").await;
 }
@@ -413,6 +433,9 @@ async fn a_broken_profile_is_ignored_not_an_error() {
     let server = TestServer::start().await;
     let garbage: Vec<u8> = (0..600u32).map(|i| (i * 37 % 251) as u8).collect();
     let id = upload(&server, icc_png(&PATCHES, false, garbage)).await;
-    let got = patch_centres(&decode_png(&server.bytes(&format!("/image/{id}.png?w=154")).await), PATCHES.len());
+    let got = patch_centres(
+        &decode_png(&server.bytes(&format!("/image/{id}.png?w=154")).await),
+        PATCHES.len(),
+    );
     assert_close(&got, &PATCHES, 1, "garbage profile");
 }

@@ -194,7 +194,11 @@ async fn lossless_inputs_convert_exactly_to_png() {
             let linear = full_precision_samples(&corpus(file));
             for (p, l) in src.rgba.iter_mut().zip(linear) {
                 for (c, l) in p[..3].iter_mut().zip(l) {
-                    let v = if l <= 0.003_130_8 { 12.92 * l } else { 1.055 * l.powf(1.0 / 2.4) - 0.055 };
+                    let v = if l <= 0.003_130_8 {
+                        12.92 * l
+                    } else {
+                        1.055 * l.powf(1.0 / 2.4) - 0.055
+                    };
                     *c = (v * 255.0).round() as u8;
                 }
             }
@@ -234,7 +238,9 @@ fn png_gamma(bytes: &[u8]) -> Option<u32> {
     while pos + 12 <= bytes.len() {
         let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
         if &bytes[pos + 4..pos + 8] == b"gAMA" {
-            return Some(u32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()));
+            return Some(u32::from_be_bytes(
+                bytes[pos + 8..pos + 12].try_into().unwrap(),
+            ));
         }
         pos += 12 + len;
     }
@@ -249,17 +255,29 @@ fn full_precision_samples(bytes: &[u8]) -> Vec<[f64; 3]> {
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap();
-    let (channels, wide) = (info.color_type.samples(), info.bit_depth == png::BitDepth::Sixteen);
+    let (channels, wide) = (
+        info.color_type.samples(),
+        info.bit_depth == png::BitDepth::Sixteen,
+    );
     let samples: Vec<f64> = if wide {
         buf[..info.buffer_size()]
             .chunks(2)
             .map(|c| f64::from(u16::from_be_bytes([c[0], c[1]])) / 65535.0)
             .collect()
     } else {
-        buf[..info.buffer_size()].iter().map(|&v| f64::from(v) / 255.0).collect()
+        buf[..info.buffer_size()]
+            .iter()
+            .map(|&v| f64::from(v) / 255.0)
+            .collect()
     };
     samples
         .chunks(channels)
-        .map(|p| if channels < 3 { [p[0]; 3] } else { [p[0], p[1], p[2]] })
+        .map(|p| {
+            if channels < 3 {
+                [p[0]; 3]
+            } else {
+                [p[0], p[1], p[2]]
+            }
+        })
         .collect()
 }

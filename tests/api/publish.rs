@@ -4,7 +4,9 @@
 
 use reqwest::StatusCode;
 
-use crate::support::{corpus, decode_jpeg, decode_png, png_chunk_data, png_icc_profile, TestServer};
+use crate::support::{
+    corpus, decode_jpeg, decode_png, png_chunk_data, png_icc_profile, TestServer,
+};
 
 /// A camera JPEG (Canon maker notes, EXIF orientation 6).
 const PHOTO: &str = "photo-3mp-canon-exif6.jpg";
@@ -37,7 +39,10 @@ fn personal_jpeg() -> (Vec<u8>, Vec<u8>) {
     let icc: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
     let mut icc_payload = b"ICC_PROFILE\0\x01\x01".to_vec();
     icc_payload.extend_from_slice(&icc);
-    let mut extra = segment(0xE1, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>GPSLatitude 52.37</x:xmpmeta>");
+    let mut extra = segment(
+        0xE1,
+        b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>GPSLatitude 52.37</x:xmpmeta>",
+    );
     extra.extend(segment(0xFE, b"Alice's phone"));
     extra.extend(segment(0xED, b"Photoshop 3.0\08BIM serial 0042"));
     extra.extend(segment(0xE2, &icc_payload));
@@ -60,8 +65,16 @@ async fn a_jpeg_is_published_with_its_pixels_profile_and_orientation_only() {
 
     let published = server.bytes(&url).await;
     for secret in SECRETS {
-        assert!(has(&jpeg, secret), "the upload has {:?}", String::from_utf8_lossy(secret));
-        assert!(!has(&published, secret), "published {:?}", String::from_utf8_lossy(secret));
+        assert!(
+            has(&jpeg, secret),
+            "the upload has {:?}",
+            String::from_utf8_lossy(secret)
+        );
+        assert!(
+            !has(&published, secret),
+            "published {:?}",
+            String::from_utf8_lossy(secret)
+        );
     }
     // The same entropy-coded data: an independent decoder sees identical pixels.
     let (src, out) = (decode_jpeg(&jpeg), decode_jpeg(&published));
@@ -72,11 +85,21 @@ async fn a_jpeg_is_published_with_its_pixels_profile_and_orientation_only() {
     let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(&published));
     decoder.read_info().unwrap();
     assert_eq!(decoder.icc_profile(), Some(icc));
-    let exif = decoder.exif_data().expect("a minimal EXIF for the orientation");
+    let exif = decoder
+        .exif_data()
+        .expect("a minimal EXIF for the orientation");
     let orientation = image::metadata::Orientation::from_exif_chunk(exif).map(|o| o.to_exif());
     assert_eq!(orientation, Some(6));
-    let meta = server.get(&format!("/image/{id}")).await.json::<serde_json::Value>().await.unwrap();
-    assert_eq!((meta["width"].as_u64(), meta["height"].as_u64()), (Some(1536), Some(2048)));
+    let meta = server
+        .get(&format!("/image/{id}"))
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        (meta["width"].as_u64(), meta["height"].as_u64()),
+        (Some(1536), Some(2048))
+    );
 
     // `.jpeg` is the same variant; `/original` is still the upload, byte for byte.
     assert_eq!(server.bytes(&format!("/image/{id}.jpeg")).await, published);
@@ -99,7 +122,10 @@ async fn the_published_rendition_is_a_cache_hit_the_second_time() {
     let second = server.get(&url).await;
     assert_eq!(second.headers()["etag"], etag);
     assert_eq!(second.bytes().await.unwrap(), first);
-    assert_eq!(server.metric("progimage_cache_hits_total").await, hits + 1.0);
+    assert_eq!(
+        server.metric("progimage_cache_hits_total").await,
+        hits + 1.0
+    );
     let revalidated = server
         .client
         .get(server.url(&url))
@@ -128,14 +154,25 @@ async fn a_png_keeps_its_pixels_and_colour_chunks_and_loses_text_exif_and_privat
         let mut encoder = png::Encoder::with_info(&mut png_bytes, info).unwrap();
         encoder.set_color(png::ColorType::Rgba);
         encoder.set_depth(png::BitDepth::Eight);
-        encoder.add_text_chunk("Author".into(), "Alice's phone".into()).unwrap();
         encoder
-            .add_itxt_chunk("XML:com.adobe.xmp".into(), "http://ns.adobe.com/xap/1.0/ serial 0042".into())
+            .add_text_chunk("Author".into(), "Alice's phone".into())
+            .unwrap();
+        encoder
+            .add_itxt_chunk(
+                "XML:com.adobe.xmp".into(),
+                "http://ns.adobe.com/xap/1.0/ serial 0042".into(),
+            )
             .unwrap();
         let mut writer = encoder.write_header().unwrap();
-        writer.write_chunk(png::chunk::ChunkType(*b"eXIf"), &exif).unwrap();
-        writer.write_chunk(png::chunk::ChunkType(*b"prVt"), b"Photoshop 3.0").unwrap();
-        writer.write_chunk(png::chunk::ChunkType(*b"tIME"), &[7, 234, 12, 3, 13, 0, 0]).unwrap();
+        writer
+            .write_chunk(png::chunk::ChunkType(*b"eXIf"), &exif)
+            .unwrap();
+        writer
+            .write_chunk(png::chunk::ChunkType(*b"prVt"), b"Photoshop 3.0")
+            .unwrap();
+        writer
+            .write_chunk(png::chunk::ChunkType(*b"tIME"), &[7, 234, 12, 3, 13, 0, 0])
+            .unwrap();
         writer.write_image_data(&pixels).unwrap();
         writer.finish().unwrap();
     }
@@ -143,14 +180,23 @@ async fn a_png_keeps_its_pixels_and_colour_chunks_and_loses_text_exif_and_privat
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let published = server.bytes(body["url"].as_str().unwrap()).await;
     for secret in SECRETS.iter().chain([&&b"tIME"[..], &&b"prVt"[..]]) {
-        assert!(!has(&published, secret), "published {:?}", String::from_utf8_lossy(secret));
+        assert!(
+            !has(&published, secret),
+            "published {:?}",
+            String::from_utf8_lossy(secret)
+        );
     }
-    assert!(decode_png(&published).rgba == decode_png(&png_bytes).rgba, "pixels changed");
+    assert!(
+        decode_png(&published).rgba == decode_png(&png_bytes).rgba,
+        "pixels changed"
+    );
     let mut decoder = png::Decoder::new(std::io::Cursor::new(&published));
     decoder.ignore_checksums(false);
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];
-    reader.next_frame(&mut buf).expect("every CRC still checks out");
+    reader
+        .next_frame(&mut buf)
+        .expect("every CRC still checks out");
     assert_eq!(png_icc_profile(&published), Some(icc));
     let exif = png_chunk_data(&published, b"eXIf");
     assert_eq!(exif.len(), 1, "the orientation stays, in one eXIf");
@@ -165,7 +211,9 @@ async fn a_webp_loses_exif_and_xmp_and_stays_readable_by_libwebp() {
     let server = TestServer::start().await;
     let (w, h) = (9u32, 5u32);
     let rgba: Vec<u8> = (0..w * h * 4).map(|i| (i * 41 % 256) as u8 | 1).collect();
-    let simple = webp::Encoder::from_rgba(&rgba, w, h).encode_lossless().to_vec();
+    let simple = webp::Encoder::from_rgba(&rgba, w, h)
+        .encode_lossless()
+        .to_vec();
     assert_eq!(&simple[12..16], b"VP8L");
     let chunk = |kind: &[u8; 4], data: &[u8]| {
         let mut c = kind.to_vec();
@@ -181,8 +229,14 @@ async fn a_webp_loses_exif_and_xmp_and_stays_readable_by_libwebp() {
     vp8x.extend_from_slice(&(h - 1).to_le_bytes()[..3]);
     let mut body = chunk(b"VP8X", &vp8x);
     body.extend_from_slice(&simple[12..]);
-    body.extend(chunk(b"EXIF", b"MM\0\x2a\0\0\0\x08\0\0\0\0\0\0 Canon serial 0042"));
-    body.extend(chunk(b"XMP ", b"http://ns.adobe.com/xap/1.0/ GPSLatitude 52.37"));
+    body.extend(chunk(
+        b"EXIF",
+        b"MM\0\x2a\0\0\0\x08\0\0\0\0\0\0 Canon serial 0042",
+    ));
+    body.extend(chunk(
+        b"XMP ",
+        b"http://ns.adobe.com/xap/1.0/ GPSLatitude 52.37",
+    ));
     let mut extended = b"RIFF".to_vec();
     extended.extend_from_slice(&((body.len() + 4) as u32).to_le_bytes());
     extended.extend_from_slice(b"WEBP");
@@ -193,11 +247,21 @@ async fn a_webp_loses_exif_and_xmp_and_stays_readable_by_libwebp() {
     assert_eq!(status, StatusCode::CREATED, "{json}");
     let published = server.bytes(json["url"].as_str().unwrap()).await;
     for secret in SECRETS {
-        assert!(!has(&published, secret), "published {:?}", String::from_utf8_lossy(secret));
+        assert!(
+            !has(&published, secret),
+            "published {:?}",
+            String::from_utf8_lossy(secret)
+        );
     }
     assert!(!has(&published, b"EXIF") && !has(&published, b"XMP "));
-    assert_eq!(published[20] & (0x08 | 0x04), 0, "VP8X still claims metadata");
-    let decoded = webp::Decoder::new(&published).decode().expect("libwebp reads it");
+    assert_eq!(
+        published[20] & (0x08 | 0x04),
+        0,
+        "VP8X still claims metadata"
+    );
+    let decoded = webp::Decoder::new(&published)
+        .decode()
+        .expect("libwebp reads it");
     assert_eq!(&*decoded, &rgba[..], "pixels changed");
 }
 
@@ -207,7 +271,8 @@ async fn a_gif_loses_comments_and_xmp_and_keeps_its_animation() {
     let server = TestServer::start().await;
     let mut gif_bytes = Vec::new();
     {
-        let mut encoder = gif::Encoder::new(&mut gif_bytes, 3, 2, &[0, 0, 0, 255, 255, 255]).unwrap();
+        let mut encoder =
+            gif::Encoder::new(&mut gif_bytes, 3, 2, &[0, 0, 0, 255, 255, 255]).unwrap();
         encoder.set_repeat(gif::Repeat::Infinite).unwrap();
         encoder
             .write_raw_extension(gif::Extension::Comment.into(), &[b"Alice's phone"])
@@ -229,7 +294,9 @@ async fn a_gif_loses_comments_and_xmp_and_keeps_its_animation() {
     let published = server.bytes(json["url"].as_str().unwrap()).await;
     assert!(!has(&published, b"Alice") && !has(&published, b"xap"));
     assert!(has(&published, b"NETSCAPE2.0"), "looping kept");
-    let mut decoder = gif::DecodeOptions::new().read_info(std::io::Cursor::new(&published)).unwrap();
+    let mut decoder = gif::DecodeOptions::new()
+        .read_info(std::io::Cursor::new(&published))
+        .unwrap();
     let mut frames = 0;
     while decoder.read_next_frame().unwrap().is_some() {
         frames += 1;
@@ -256,7 +323,10 @@ async fn originals_can_be_reserved_for_key_holders() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
-    let id = resp.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = resp.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let refused = server.get(&format!("/image/{id}/original")).await;
     crate::support::assert_error(refused, StatusCode::UNAUTHORIZED, "unauthorized").await;
     let allowed = server
