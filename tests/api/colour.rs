@@ -340,9 +340,17 @@ async fn png_gamma_chromaticities_and_cicp_are_honoured() {
     );
 
     // cICP 12/13/0/1: Display P3 primaries, sRGB transfer, full range.
-    let mut p3 = patch_png(&PATCHES, false, None, |_| {});
-    let cicp = png_chunk(b"cICP", &[12, 13, 0, 1]);
-    p3.splice(33..33, cicp); // right after IHDR (8-byte signature + 25-byte IHDR)
+    let (w, h, rgb) = patch_pixels(&PATCHES);
+    let mut p3 = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut p3, w, h);
+        encoder.set_color(png::ColorType::Rgb);
+        let mut writer = encoder.write_header().unwrap();
+        writer
+            .write_chunk(png::chunk::ChunkType(*b"cICP"), &[12, 13, 0, 1])
+            .unwrap();
+        writer.write_image_data(&rgb).unwrap();
+    }
     let id = upload(&server, p3).await;
     let got = patch_centres(&converted(&server, &id, PATCHES.len()).await, PATCHES.len());
     // Linear Display P3 → linear sRGB (both D65), then the sRGB curve.
@@ -360,17 +368,6 @@ async fn png_gamma_chromaticities_and_cicp_are_honoured() {
         })
         .collect();
     assert_close(&got, &want, 2, "cICP Display P3");
-}
-
-fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-    let mut out = (data.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let mut crc = flate2::Crc::new();
-    crc.update(kind);
-    crc.update(data);
-    out.extend_from_slice(&crc.sum().to_be_bytes());
-    out
 }
 
 /// `color=keep`: the pixels stay as stored and the profile goes with them, in every
