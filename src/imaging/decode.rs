@@ -9,7 +9,7 @@ use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use super::colour::SourceProfile;
 use super::spec::Spec;
-use super::{jpeg, jxl, shrink, svg, Format, ImagingError};
+use super::{jpeg, jpeg_decode, jxl, shrink, svg, Format, ImagingError};
 
 /// Resource limits applied to every decode.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +92,15 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError>
             has_alpha: opened.has_alpha(),
         });
     }
+    if let Some(frame) = jpeg_decode::special(bytes)? {
+        let (width, height) = special_jpeg_size(bytes, &frame, limits)?;
+        return Ok(Probe {
+            format: Format::Jpeg,
+            width,
+            height,
+            has_alpha: false,
+        });
+    }
     let (format, mut decoder) = open(bytes, limits)?;
     let orientation = decoder.orientation().map_err(from_image_error)?;
     let (w, h) = decoder.dimensions();
@@ -106,6 +115,25 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError>
         height,
         has_alpha: decoder.color_type().has_alpha(),
     })
+}
+
+/// The upright size of a JPEG read by `jpeg_decode`, after the pixel limit check.
+fn special_jpeg_size(
+    bytes: &[u8],
+    frame: &jpeg::Frame,
+    limits: &DecodeLimits,
+) -> Result<(u32, u32), ImagingError> {
+    let (w, h) = (u32::from(frame.width), u32::from(frame.height));
+    check_pixels(w, h, limits)?;
+    Ok(if swaps_axes(orientation_of(bytes)) {
+        (h, w)
+    } else {
+        (w, h)
+    })
+}
+
+fn orientation_of(jpeg_bytes: &[u8]) -> Orientation {
+    Orientation::from_exif(jpeg::exif_orientation(jpeg_bytes)).unwrap_or(Orientation::NoTransforms)
 }
 
 /// The format sniffed from the bytes and the EXIF orientation (1..=8) the decoder would
@@ -156,12 +184,25 @@ pub fn decode_for(
             profile: SourceProfile::srgb(),
         });
     }
-    let (format, mut decoder) = open(bytes, limits)?;
-    if format == Format::Jpeg && !jpeg::has_end_of_image(bytes) {
-        return Err(ImagingError::Corrupt(
-            "the JPEG data is truncated (no end-of-image marker)".into(),
-        ));
+    if let Some(frame) = jpeg_decode::special(bytes)? {
+        let full_size = special_jpeg_size(bytes, &frame, limits)?;
+        let divisor = match frame.lossless() {
+            false => shrink::divisor_for(full_size.0, full_size.1, spec).unwrap_or(1),
+            true => 1,
+        };
+        let mut image = jpeg_decode::decode(bytes, &frame, divisor)?;
+        image.apply_orientation(orientation_of(bytes));
+        return Ok(Decoded {
+            format: Format::Jpeg,
+            image,
+            lossless: frame.lossless(),
+            full_size,
+            profile: jpeg::icc_profile(bytes)
+                .map(SourceProfile::icc)
+                .unwrap_or_default(),
+        });
     }
+    let (format, mut decoder) = open(bytes, limits)?;
     let orientation = decoder.orientation().map_err(from_image_error)?;
     // An unreadable profile is no reason to refuse the pixels (browsers show them as sRGB).
     let icc = decoder.icc_profile().ok().flatten();

@@ -268,7 +268,7 @@ fn published(
     // image-webp, libjpeg-turbo than zune-jpeg): publish only what those read.
     let browsers_read = match format {
         Format::Webp => webp::Decoder::new(&stripped).decode().is_some(),
-        Format::Jpeg => super::shrink::libjpeg_reads(&stripped),
+        Format::Jpeg => super::libjpeg::reads(&stripped),
         _ => true,
     };
     browsers_read.then_some(Rendered {

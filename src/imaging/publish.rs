@@ -16,6 +16,7 @@
 //! that tag takes its place. Other formats carry no such metadata (BMP, ICO) or are
 //! re-encoded by the caller (TIFF, whose EXIF lives among the image's own tags).
 
+use super::jpeg::{self, Piece};
 use super::Format;
 
 /// The publishable bytes of `bytes`, a stored original of `format` whose EXIF
@@ -51,9 +52,6 @@ fn keeps_orientation(orientation: u8) -> bool {
 
 // --- JPEG -----------------------------------------------------------------------------
 
-const SOI: u8 = 0xD8;
-const EOI: u8 = 0xD9;
-const SOS: u8 = 0xDA;
 const APP0: u8 = 0xE0;
 const APP2: u8 = 0xE2;
 const APP14: u8 = 0xEE;
@@ -70,76 +68,41 @@ fn jpeg_keeps(code: u8, payload: &[u8]) -> bool {
 }
 
 fn jpeg(bytes: &[u8], orientation: u8) -> Option<Vec<u8>> {
-    if bytes.get(..2)? != [0xFF, SOI] {
-        return None;
-    }
     let mut out = Vec::with_capacity(bytes.len());
-    out.extend_from_slice(&[0xFF, SOI]);
-    let mut pos = 2;
+    out.extend_from_slice(&[0xFF, 0xD8]);
     let mut wrote_orientation = !keeps_orientation(orientation);
-    let mut in_scan = false;
-    while pos < bytes.len() {
-        if in_scan {
-            // Entropy-coded data runs to the next marker that is not a stuffed 0xFF00 or a
-            // restart marker; it is copied as it is.
-            let start = pos;
-            loop {
-                let ff = pos + memchr::memchr(0xFF, bytes.get(pos..)?)?;
-                match bytes.get(ff + 1) {
-                    Some(0x00 | 0xD0..=0xD7 | 0xFF) => pos = ff + 1,
-                    Some(_) => {
-                        pos = ff;
-                        break;
-                    }
-                    None => return None,
+    for piece in jpeg::pieces(bytes)? {
+        match piece {
+            // Whatever follows the end marker (MPF images, trailers) is not published.
+            Piece::End => out.extend_from_slice(&[0xFF, 0xD9]),
+            Piece::Marker(code) => out.extend_from_slice(&[0xFF, code]),
+            Piece::Scan(data) => out.extend_from_slice(data),
+            Piece::Segment {
+                code,
+                payload,
+                whole,
+            } => {
+                if !wrote_orientation && code != APP0 {
+                    let mut app1 = b"Exif\0\0".to_vec();
+                    app1.extend(minimal_exif(orientation));
+                    out.extend_from_slice(&[0xFF, 0xE1]);
+                    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+                    out.extend(app1);
+                    wrote_orientation = true;
+                }
+                if code == APP0 && payload.starts_with(b"JFIF\0") && payload.len() >= 14 {
+                    // JFIF without its thumbnail: an edited photo's thumbnail can show
+                    // what the edit removed.
+                    out.extend_from_slice(&[0xFF, APP0, 0, 16]);
+                    out.extend_from_slice(&payload[..12]);
+                    out.extend_from_slice(&[0, 0]);
+                } else if jpeg_keeps(code, payload) {
+                    out.extend_from_slice(whole);
                 }
             }
-            out.extend_from_slice(&bytes[start..pos]);
-            in_scan = false;
-            continue;
         }
-        if bytes[pos] != 0xFF {
-            return None;
-        }
-        while bytes.get(pos) == Some(&0xFF) {
-            pos += 1; // fill bytes
-        }
-        let code = *bytes.get(pos)?;
-        pos += 1;
-        if code == EOI {
-            out.extend_from_slice(&[0xFF, EOI]);
-            return Some(out); // whatever follows (MPF images, trailers) is not published
-        }
-        if (0xD0..=0xD7).contains(&code) || code == 0x01 {
-            out.extend_from_slice(&[0xFF, code]);
-            continue;
-        }
-        let len = usize::from(u16::from_be_bytes([*bytes.get(pos)?, *bytes.get(pos + 1)?]));
-        let segment = bytes.get(pos..pos + len).filter(|_| len >= 2)?;
-        pos += len;
-        let payload = &segment[2..];
-        if !wrote_orientation && code != APP0 {
-            let mut app1 = b"Exif\0\0".to_vec();
-            app1.extend(minimal_exif(orientation));
-            out.extend_from_slice(&[0xFF, 0xE1]);
-            out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
-            out.extend(app1);
-            wrote_orientation = true;
-        }
-        if code == APP0 && payload.starts_with(b"JFIF\0") && payload.len() >= 14 {
-            // JFIF without its thumbnail: an edited photo's thumbnail can show what the
-            // edit removed.
-            let mut jfif = payload[..12].to_vec();
-            jfif.extend_from_slice(&[0, 0]);
-            out.extend_from_slice(&[0xFF, APP0, 0, 16]);
-            out.extend(jfif);
-        } else if jpeg_keeps(code, payload) {
-            out.extend_from_slice(&[0xFF, code]);
-            out.extend_from_slice(segment);
-        }
-        in_scan = code == SOS;
     }
-    // The data stopped before an end-of-image marker: publish what there is, as stored.
+    // A file that stops before its end marker is published as far as it goes.
     Some(out)
 }
 
@@ -310,16 +273,16 @@ mod tests {
             s.extend_from_slice(payload);
             s
         };
-        let mut jpeg = vec![0xFF, SOI];
+        let mut jpeg = vec![0xFF, 0xD8];
         jpeg.extend(seg(0xE1, b"Exif\0\0GPS here"));
         jpeg.extend(seg(APP2, b"ICC_PROFILE\0\x01\x01prof"));
         jpeg.extend(seg(APP2, b"MPF\0secondary"));
         jpeg.extend(seg(COM, b"by someone"));
         jpeg.extend(seg(0xDB, b"\0table"));
-        jpeg.extend(seg(SOS, b"\x01\x01\x00\x00\x3f\x00"));
+        jpeg.extend(seg(0xDA, b"\x01\x01\x00\x00\x3f\x00"));
         jpeg.extend_from_slice(&[1, 2, 0xFF, 0x00, 3, 0xFF, 0xD0, 4]);
         jpeg.extend(seg(COM, b"between scans"));
-        jpeg.extend_from_slice(&[0xFF, EOI]);
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
         jpeg.extend_from_slice(b"trailer with GPS");
         let out = jpeg_publishable(&jpeg, 1);
         let text = String::from_utf8_lossy(&out);
@@ -327,7 +290,7 @@ mod tests {
             assert!(!text.contains(gone), "{gone} left in {text:?}");
         }
         assert!(text.contains("ICC_PROFILE") && text.contains("table"));
-        assert!(out.ends_with(&[3, 0xFF, 0xD0, 4, 0xFF, EOI]));
+        assert!(out.ends_with(&[3, 0xFF, 0xD0, 4, 0xFF, 0xD9]));
         // Orientation 6 comes back as a minimal EXIF.
         let rotated = jpeg_publishable(&jpeg, 6);
         assert!(String::from_utf8_lossy(&rotated).contains("Exif"));

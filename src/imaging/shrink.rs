@@ -2,10 +2,9 @@
 //! reduced inverse DCT, which skips most of the decoding work. When the output needs far
 //! fewer pixels than the source has (thumbnails, previews, ASCII art), this is the
 //! biggest saving there is. `zune-jpeg` (behind `image`) cannot scale, so this path uses
-//! libjpeg-turbo (the `mozjpeg` crate).
+//! libjpeg-turbo (see `libjpeg`).
 
-use image::{DynamicImage, GrayImage, RgbImage};
-use mozjpeg::ColorSpace;
+use image::DynamicImage;
 
 use super::ops::plan_resize;
 use super::spec::Spec;
@@ -25,60 +24,16 @@ pub fn divisor_for(source_w: u32, source_h: u32, spec: &Spec) -> Option<u32> {
 }
 
 /// Decode `bytes` (a JPEG, stored orientation) shrunk by `divisor`. `None` when this
-/// decoder cannot handle the file the way the main decoder would (CMYK, errors), so the
-/// caller falls back to a full decode.
+/// path should not be taken (CMYK, whose conversion stays with the main decoder, tested
+/// against Pillow) or libjpeg fails, so the caller falls back to a full decode.
 pub fn decode_jpeg_scaled(bytes: &[u8], divisor: u32) -> Option<DynamicImage> {
-    // libjpeg reports errors by unwinding out of the C code (see Cargo.toml); a corrupt
-    // file must become a fallback, never a crash.
-    std::panic::catch_unwind(|| scaled(bytes, divisor))
-        .ok()
-        .flatten()
-}
-
-/// Whether libjpeg-turbo (what browsers decode JPEG with) reads the whole file without
-/// an error, decoding at 1/8 scale, which still reads every scan.
-pub fn libjpeg_reads(bytes: &[u8]) -> bool {
-    let read = || -> Option<()> {
-        let mut decoder = mozjpeg::Decompress::new_mem(bytes).ok()?;
-        decoder.scale(1);
-        let mut started = match decoder.color_space() {
-            ColorSpace::JCS_GRAYSCALE => decoder.grayscale().ok()?,
-            ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => {
-                decoder.to_colorspace(ColorSpace::JCS_CMYK).ok()?
-            }
-            _ => decoder.rgb().ok()?,
-        };
-        let _: Vec<u8> = started.read_scanlines().ok()?;
-        started.finish().ok()
-    };
-    std::panic::catch_unwind(read).ok().flatten().is_some()
-}
-
-fn scaled(bytes: &[u8], divisor: u32) -> Option<DynamicImage> {
-    let mut decoder = mozjpeg::Decompress::new_mem(bytes).ok()?;
-    let gray = match decoder.color_space() {
-        ColorSpace::JCS_GRAYSCALE => true,
-        ColorSpace::JCS_YCbCr | ColorSpace::JCS_RGB => false,
-        // CMYK colour conversion stays with the main decoder (tested against Pillow).
-        _ => return None,
-    };
-    decoder.scale(u8::try_from(8 / divisor).ok()?);
-    let mut started = if gray {
-        decoder.grayscale().ok()?
-    } else {
-        decoder.rgb().ok()?
-    };
-    let (w, h) = (
-        u32::try_from(started.width()).ok()?,
-        u32::try_from(started.height()).ok()?,
-    );
-    let pixels: Vec<u8> = started.read_scanlines().ok()?;
-    started.finish().ok()?;
-    if gray {
-        GrayImage::from_raw(w, h, pixels).map(DynamicImage::from)
-    } else {
-        RgbImage::from_raw(w, h, pixels).map(DynamicImage::from)
+    let frame = super::jpeg::frame(bytes)?;
+    if frame.components.len() == 4 {
+        return None;
     }
+    super::libjpeg::decode(bytes, divisor)
+        .ok()
+        .map(|read| read.image)
 }
 
 #[cfg(test)]

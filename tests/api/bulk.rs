@@ -43,7 +43,7 @@ async fn multipart_batch_reports_every_part_and_one_bad_part_fails_alone() {
         )
         .part(
             "image",
-            Part::bytes(corpus("bad-truncated.jpg")).file_name("cut.jpg"),
+            Part::bytes(crate::support::truncated_jpeg()).file_name("cut.jpg"),
         );
     let resp = server.post_form("/batch", form).await;
     let mut lines = ndjson(resp).await;

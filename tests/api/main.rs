@@ -16,6 +16,7 @@ mod formats;
 mod fuzz_regressions;
 mod hardening;
 mod http_semantics;
+mod jpeg_codings;
 mod malformed;
 mod operations;
 mod overload;

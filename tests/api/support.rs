@@ -346,3 +346,9 @@ pub fn png_icc_profile(bytes: &[u8]) -> Option<Vec<u8>> {
     .ok()?;
     Some(profile)
 }
+
+/// A JPEG whose data stops halfway through its scan (before the last row): `422`.
+pub fn truncated_jpeg() -> Vec<u8> {
+    let whole = corpus("jpeg-grayscale.jpg");
+    whole[..whole.len() / 2].to_vec()
+}

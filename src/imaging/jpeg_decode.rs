@@ -1,0 +1,109 @@
+//! JPEGs that zune-jpeg (behind `image`) must not read, and how they are read instead:
+//!
+//! - arithmetic-coded (SOF9, SOF10) → libjpeg-turbo, built with `arith_dec`;
+//! - lossless (SOF3), 2..=16 bits → `jpeg-decoder` (pure Rust);
+//! - complete but without an end-of-image marker → libjpeg-turbo, accepted only when its
+//!   one warning is the missing marker (`JWRN_JPEG_EOF`) and the scans code every
+//!   coefficient, so a file whose data stops early stays `422`;
+//! - 12-bit DCT, hierarchical and arithmetic lossless → `415`, saying which.
+//!
+//! Everything else takes the `image` path.
+
+use image::{DynamicImage, ImageBuffer, Luma, Rgb};
+
+use super::jpeg::{self, Frame};
+use super::libjpeg::{self, Failure};
+use super::ImagingError;
+
+/// The frame of a JPEG that needs one of the paths here; `None` for the ordinary path
+/// (or bytes that are not a JPEG with a frame header, which that path reports).
+pub fn special(bytes: &[u8]) -> Result<Option<Frame>, ImagingError> {
+    let Some(frame) = jpeg::frame(bytes) else {
+        return Ok(None);
+    };
+    let unsupported = |what: &str| {
+        Err(ImagingError::Unsupported(format!(
+            "{what} JPEG is not supported (progimage reads 8-bit baseline, progressive and \
+             arithmetic-coded JPEGs, and lossless JPEGs)"
+        )))
+    };
+    if frame.hierarchical() {
+        return unsupported("hierarchical");
+    }
+    if frame.lossless() {
+        return match frame.arithmetic() {
+            true => unsupported("arithmetic-coded lossless"),
+            false => Ok(Some(frame)),
+        };
+    }
+    if frame.precision != 8 {
+        return unsupported(&format!("{}-bit", frame.precision));
+    }
+    if jpeg::has_end_of_image(bytes) {
+        return Ok(frame.arithmetic().then_some(frame));
+    }
+    // libjpeg's arithmetic decoder fills missing data with zeros without a warning, so an
+    // unterminated arithmetic file cannot be told complete.
+    if frame.arithmetic() || !jpeg::scans_complete(bytes, &frame) {
+        return Err(truncated());
+    }
+    Ok(Some(frame))
+}
+
+fn truncated() -> ImagingError {
+    ImagingError::Corrupt("the JPEG data is truncated (it stops before the last row)".into())
+}
+
+/// Decode a JPEG that [`special`] picked, at 1/`divisor` (libjpeg paths; lossless files
+/// are always whole), in its stored orientation.
+pub fn decode(bytes: &[u8], frame: &Frame, divisor: u32) -> Result<DynamicImage, ImagingError> {
+    if frame.lossless() {
+        return lossless(bytes, frame);
+    }
+    let read = libjpeg::decode(bytes, divisor).map_err(|failure| match failure {
+        Failure::Unsupported(what) => ImagingError::Unsupported(format!("{what} is not supported")),
+        Failure::Corrupt => ImagingError::Corrupt("libjpeg could not decode the JPEG".into()),
+    })?;
+    let unterminated = !jpeg::has_end_of_image(bytes);
+    let only_eof = read
+        .warnings
+        .iter()
+        .all(|&w| w == mozjpeg_sys::JWRN_JPEG_EOF as i32);
+    if unterminated && !only_eof {
+        return Err(truncated());
+    }
+    Ok(read.image)
+}
+
+fn lossless(bytes: &[u8], frame: &Frame) -> Result<DynamicImage, ImagingError> {
+    let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(bytes));
+    // jpeg-decoder panics on some malformed frames: a corrupt file, not a crash.
+    let samples = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decoder.decode()))
+        .map_err(|_| ImagingError::Corrupt("the lossless JPEG is malformed".into()))?
+        .map_err(|e| ImagingError::Corrupt(format!("lossless JPEG: {e}")))?;
+    let (w, h) = (u32::from(frame.width), u32::from(frame.height));
+    // Samples come as bytes at 8 bits, else as native-endian u16 at the file's precision:
+    // scaled here to the full 16-bit range.
+    let wide: Vec<u16> = if frame.precision == 8 {
+        samples.iter().map(|&v| u16::from(v) * 257).collect()
+    } else {
+        let max = (1u32 << frame.precision.clamp(2, 16)) - 1;
+        samples
+            .chunks_exact(2)
+            .map(|b| {
+                let v = u32::from(u16::from_ne_bytes([b[0], b[1]])).min(max);
+                ((v * 65535 + max / 2) / max) as u16
+            })
+            .collect()
+    };
+    let image = match frame.components.len() {
+        1 => ImageBuffer::<Luma<u16>, _>::from_raw(w, h, wide).map(DynamicImage::ImageLuma16),
+        3 => ImageBuffer::<Rgb<u16>, _>::from_raw(w, h, wide).map(DynamicImage::ImageRgb16),
+        n => {
+            return Err(ImagingError::Unsupported(format!(
+                "a lossless JPEG with {n} components is not supported"
+            )))
+        }
+    };
+    image.ok_or_else(|| ImagingError::Corrupt("the lossless JPEG's data does not fill it".into()))
+}

@@ -1,0 +1,127 @@
+//! Decoding through libjpeg-turbo (the `mozjpeg` crate, built from C): DCT-scaled
+//! decodes for shrink-on-load, arithmetic-coded JPEGs (which zune-jpeg cannot read), and
+//! files that end without an end-of-image marker, where libjpeg's warnings tell a file
+//! that is merely unterminated from one whose data stops early.
+//!
+//! libjpeg reports errors by unwinding out of the C code (the `unwinding` feature of
+//! mozjpeg-sys); every call here catches that, so a hostile file is an error, never a
+//! crash.
+
+use std::cell::RefCell;
+use std::os::raw::c_int;
+
+use image::{DynamicImage, GrayImage, RgbImage};
+use mozjpeg::ColorSpace;
+use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr};
+
+/// A decode and the warnings libjpeg gave on the way (message codes, `JWRN_*`).
+pub struct Read {
+    pub image: DynamicImage,
+    pub warnings: Vec<c_int>,
+}
+
+/// Why libjpeg could not decode a file.
+#[derive(Debug)]
+pub enum Failure {
+    /// A coding libjpeg does not implement here (12-bit samples, lossless).
+    Unsupported(&'static str),
+    /// Anything else: damaged data, a broken header.
+    Corrupt,
+}
+
+thread_local! {
+    /// Warnings of the decode running on this thread (one at a time per thread).
+    static WARNINGS: RefCell<Vec<c_int>> = const { RefCell::new(Vec::new()) };
+}
+
+extern "C-unwind" fn record_warning(cinfo: &mut jpeg_common_struct, level: c_int) {
+    if level < 0 {
+        // SAFETY: libjpeg calls this with its own live error manager.
+        let code = unsafe { (*cinfo.err).msg_code };
+        WARNINGS.with(|w| w.borrow_mut().push(code));
+    }
+}
+
+extern "C-unwind" fn unwind_with_code(cinfo: &mut jpeg_common_struct) {
+    // SAFETY: as above.
+    let code: c_int = unsafe { (*cinfo.err).msg_code };
+    std::panic::resume_unwind(Box::new(code));
+}
+
+fn error_manager() -> jpeg_error_mgr {
+    // SAFETY: a zeroed manager is what jpeg_std_error expects to fill in.
+    let mut err: jpeg_error_mgr = unsafe { std::mem::zeroed() };
+    unsafe { mozjpeg_sys::jpeg_std_error(&mut err) };
+    err.error_exit = Some(unwind_with_code);
+    err.emit_message = Some(record_warning);
+    err
+}
+
+/// Decode `bytes` at 1/`divisor` of their size (1, 2, 4 or 8), in the file's stored
+/// orientation: gray, RGB, or CMYK turned into RGB.
+pub fn decode(bytes: &[u8], divisor: u32) -> Result<Read, Failure> {
+    WARNINGS.with(|w| w.borrow_mut().clear());
+    let result = std::panic::catch_unwind(|| decode_unguarded(bytes, divisor));
+    let warnings = WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()));
+    match result {
+        Ok(Some(image)) => Ok(Read { image, warnings }),
+        Ok(None) => Err(Failure::Corrupt),
+        Err(payload) => Err(match payload.downcast_ref::<c_int>().copied() {
+            Some(code) if code == mozjpeg_sys::JERR_BAD_PRECISION as c_int => {
+                Failure::Unsupported("12-bit JPEG")
+            }
+            Some(code) if code == mozjpeg_sys::JERR_SOF_UNSUPPORTED as c_int => {
+                Failure::Unsupported("this JPEG coding process (lossless or hierarchical)")
+            }
+            _ => Failure::Corrupt,
+        }),
+    }
+}
+
+/// Whether libjpeg-turbo (what browsers decode JPEG with) reads the whole file without
+/// an error, decoding at 1/8 scale, which still reads every scan.
+pub fn reads(bytes: &[u8]) -> bool {
+    decode(bytes, 8).is_ok()
+}
+
+fn decode_unguarded(bytes: &[u8], divisor: u32) -> Option<DynamicImage> {
+    let mut decoder = mozjpeg::Decompress::with_err(error_manager())
+        .with_markers(&[mozjpeg::Marker::APP(14)])
+        .from_mem(bytes)
+        .ok()?;
+    decoder.scale(u8::try_from(8 / divisor.clamp(1, 8)).ok()?);
+    let space = decoder.color_space();
+    let adobe_inverted = decoder.markers().any(|m| m.data.starts_with(b"Adobe"));
+    let mut started = match space {
+        ColorSpace::JCS_GRAYSCALE => decoder.grayscale().ok()?,
+        ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => {
+            decoder.to_colorspace(ColorSpace::JCS_CMYK).ok()?
+        }
+        _ => decoder.rgb().ok()?,
+    };
+    let (w, h) = (
+        u32::try_from(started.width()).ok()?,
+        u32::try_from(started.height()).ok()?,
+    );
+    let pixels: Vec<u8> = started.read_scanlines().ok()?;
+    started.finish().ok()?;
+    match space {
+        ColorSpace::JCS_GRAYSCALE => GrayImage::from_raw(w, h, pixels).map(DynamicImage::from),
+        ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => {
+            RgbImage::from_raw(w, h, cmyk_to_rgb(&pixels, adobe_inverted)).map(DynamicImage::from)
+        }
+        _ => RgbImage::from_raw(w, h, pixels).map(DynamicImage::from),
+    }
+}
+
+/// CMYK without a profile, the way decoders without colour management show it. Adobe
+/// files store the inks inverted (0 = full ink).
+fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
+    cmyk.chunks_exact(4)
+        .flat_map(|p| {
+            let ink = |v: u8| if inverted { v } else { 255 - v };
+            let k = u16::from(ink(p[3]));
+            [0, 1, 2].map(|i| ((u16::from(ink(p[i])) * k + 127) / 255) as u8)
+        })
+        .collect()
+}
