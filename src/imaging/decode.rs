@@ -9,7 +9,7 @@ use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use super::colour::SourceProfile;
 use super::spec::Spec;
-use super::{jpeg, jpeg_decode, jxl, shrink, svg, Format, ImagingError};
+use super::{jpeg, jpeg_decode, jxl, shrink, svg, tiff, Format, ImagingError};
 
 /// Resource limits applied to every decode.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +92,15 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError>
             has_alpha: opened.has_alpha(),
         });
     }
+    if let Some(layout) = own_tiff_layout(bytes) {
+        let (width, height) = upright(&layout, limits)?;
+        return Ok(Probe {
+            format: Format::Tiff,
+            width,
+            height,
+            has_alpha: layout.has_alpha,
+        });
+    }
     if let Some(frame) = jpeg_decode::special(bytes)? {
         let (width, height) = special_jpeg_size(bytes, &frame, limits)?;
         return Ok(Probe {
@@ -114,6 +123,24 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError>
         width,
         height,
         has_alpha: decoder.color_type().has_alpha(),
+    })
+}
+
+/// A TIFF that `tiff.rs` reads instead of `image`, with its layout.
+fn own_tiff_layout(bytes: &[u8]) -> Option<tiff::Layout> {
+    let tiff_magic = bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*");
+    tiff_magic.then(|| tiff::layout(bytes)).flatten()
+}
+
+/// The upright size of a TIFF read by `tiff.rs`, after the pixel limit check.
+fn upright(layout: &tiff::Layout, limits: &DecodeLimits) -> Result<(u32, u32), ImagingError> {
+    check_pixels(layout.width, layout.height, limits)?;
+    let orientation =
+        Orientation::from_exif(layout.orientation).unwrap_or(Orientation::NoTransforms);
+    Ok(if swaps_axes(orientation) {
+        (layout.height, layout.width)
+    } else {
+        (layout.width, layout.height)
     })
 }
 
@@ -184,6 +211,20 @@ pub fn decode_for(
             profile: SourceProfile::srgb(),
         });
     }
+    if let Some(layout) = own_tiff_layout(bytes) {
+        let full_size = upright(&layout, limits)?;
+        let mut image = tiff::decode(bytes, limits.max_alloc)?;
+        image.apply_orientation(
+            Orientation::from_exif(layout.orientation).unwrap_or(Orientation::NoTransforms),
+        );
+        return Ok(Decoded {
+            format: Format::Tiff,
+            image,
+            lossless: true,
+            full_size,
+            profile: SourceProfile::srgb(),
+        });
+    }
     if let Some(frame) = jpeg_decode::special(bytes)? {
         let full_size = special_jpeg_size(bytes, &frame, limits)?;
         let divisor = match frame.lossless() {
@@ -222,7 +263,13 @@ pub fn decode_for(
     };
     let mut image = match shrunk {
         Some(image) => image,
-        None => DynamicImage::from_decoder(decoder).map_err(from_image_error)?,
+        // Decoders assert where they should return errors (tiff, for one): a file that
+        // trips one is malformed input, answered 422, not a failed job.
+        None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            DynamicImage::from_decoder(decoder)
+        }))
+        .map_err(|_| ImagingError::Corrupt("the decoder could not make sense of the file".into()))?
+        .map_err(from_image_error)?,
     };
     image.apply_orientation(orientation);
     Ok(Decoded {

@@ -219,8 +219,8 @@ pub fn scans_complete(bytes: &[u8], frame: &Frame) -> bool {
         for i in 0..count {
             let id = payload[1 + 2 * i];
             if let Some(c) = frame.components.iter().position(|&f| f == id) {
-                for k in ss..=se.max(ss) {
-                    lowest_al[c][k] = lowest_al[c][k].min(al);
+                for lowest in &mut lowest_al[c][ss..=se.max(ss)] {
+                    *lowest = (*lowest).min(al);
                 }
             }
         }

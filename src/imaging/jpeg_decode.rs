@@ -68,7 +68,7 @@ pub fn decode(bytes: &[u8], frame: &Frame, divisor: u32) -> Result<DynamicImage,
     let only_eof = read
         .warnings
         .iter()
-        .all(|&w| w == mozjpeg_sys::JWRN_JPEG_EOF as i32);
+        .all(|&w| w == mozjpeg_sys::JWRN_JPEG_EOF);
     if unterminated && !only_eof {
         return Err(truncated());
     }

@@ -21,6 +21,7 @@ mod shrink;
 mod smart;
 mod spec;
 mod svg;
+mod tiff;
 mod trace;
 mod watermark;
 

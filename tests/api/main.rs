@@ -29,5 +29,6 @@ mod shapes;
 mod shutdown;
 mod slow_clients;
 mod support;
+mod tiff_layouts;
 mod upload;
 mod variants;
