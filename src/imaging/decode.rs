@@ -9,7 +9,7 @@ use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use super::colour::SourceProfile;
 use super::spec::Spec;
-use super::{jpeg, jpeg_decode, jxl, shrink, svg, tiff, Format, ImagingError};
+use super::{avif, jpeg, jpeg_decode, jxl, shrink, svg, tiff, Format, ImagingError};
 
 /// Resource limits applied to every decode.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +92,16 @@ pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError>
             has_alpha: opened.has_alpha(),
         });
     }
+    if avif::looks_like_avif(bytes) {
+        let header = avif::header(bytes)?;
+        check_pixels(header.width, header.height, limits)?;
+        return Ok(Probe {
+            format: Format::Avif,
+            width: header.width,
+            height: header.height,
+            has_alpha: header.has_alpha,
+        });
+    }
     if let Some(layout) = own_tiff_layout(bytes) {
         let (width, height) = upright(&layout, limits)?;
         return Ok(Probe {
@@ -169,6 +179,9 @@ pub(crate) fn format_and_orientation(bytes: &[u8], limits: &DecodeLimits) -> Opt
     if svg::looks_like_svg(bytes) || jxl::looks_like_jxl(bytes) {
         return None;
     }
+    if avif::looks_like_avif(bytes) {
+        return Some((Format::Avif, 1)); // `irot`/`imir` stay in the container
+    }
     let (format, mut decoder) = open(bytes, limits).ok()?;
     let orientation = decoder.orientation().ok()?;
     Some((format, orientation.to_exif()))
@@ -209,6 +222,18 @@ pub fn decode_for(
             full_size: (width, height),
             // jxl-oxide renders to sRGB itself.
             profile: SourceProfile::srgb(),
+        });
+    }
+    if avif::looks_like_avif(bytes) {
+        let header = avif::header(bytes)?;
+        check_pixels(header.width, header.height, limits)?;
+        let (image, profile) = avif::decode(bytes, limits.max_pixels)?;
+        return Ok(Decoded {
+            format: Format::Avif,
+            full_size: (image.width(), image.height()),
+            image,
+            lossless: false,
+            profile,
         });
     }
     if let Some(layout) = own_tiff_layout(bytes) {

@@ -3,6 +3,7 @@
 
 mod animation;
 mod ascii;
+mod avif;
 mod colour;
 mod decode;
 mod encode;

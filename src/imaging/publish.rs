@@ -11,6 +11,7 @@
 //!   animation); each chunk has its own CRC, so dropping whole chunks keeps the rest valid.
 //! - WebP: `EXIF` and `XMP ` chunks dropped and their `VP8X` flags cleared.
 //! - GIF: comments and application blocks other than looping and the ICC profile dropped.
+//! - AVIF: published as stored when it declares no EXIF or XMP item, else re-encoded.
 //!
 //! Where EXIF carried an orientation other than upright, a minimal EXIF holding only
 //! that tag takes its place. Other formats carry no such metadata (BMP, ICO) or are
@@ -28,6 +29,7 @@ pub fn publishable(bytes: &[u8], format: Format, orientation: u8) -> Option<Vec<
         Format::Png => png(bytes, orientation),
         Format::Webp => webp(bytes, orientation),
         Format::Gif => gif(bytes),
+        Format::Avif => avif(bytes),
         Format::Bmp | Format::Ico => Some(bytes.to_vec()),
         _ => None,
     }
@@ -188,6 +190,18 @@ fn webp(bytes: &[u8], orientation: u8) -> Option<Vec<u8>> {
     out.extend_from_slice(b"WEBP");
     out.extend(body);
     Some(out)
+}
+
+// --- AVIF -----------------------------------------------------------------------------
+
+/// An AVIF whose metadata box declares no `Exif` item and no `mime` item (XMP) is
+/// published as it is; one that does is re-encoded by the caller (its items are
+/// referenced by offsets into the file, which stripping would have to rewrite).
+fn avif(bytes: &[u8]) -> Option<Vec<u8>> {
+    let header_end = memchr::memmem::find(bytes, b"mdat").unwrap_or(bytes.len());
+    let header = &bytes[..header_end];
+    let declares = |kind: &[u8]| memchr::memmem::find(header, kind).is_some();
+    (!declares(b"Exif") && !declares(b"mime")).then(|| bytes.to_vec())
 }
 
 // --- GIF ------------------------------------------------------------------------------

@@ -1,0 +1,486 @@
+//! AVIF input: the HEIF container read with `mp4parse` (Mozilla's, as Firefox uses), the
+//! AV1 images decoded with `rav1d` (a Rust port of dav1d, built without its assembly so
+//! the Rust toolchain alone builds it), one thread, on the caller's (the work pool's).
+//!
+//! The primary image and its alpha auxiliary image are decoded; YUV becomes RGB by the
+//! picture's own matrix and range (8 bits stay 8, 10 and 12 become 16); premultiplied
+//! alpha is undone; `irot` then `imir` turn the result upright. The colour comes from the
+//! `colr` ICC profile, else the `nclx` box, else the AV1 sequence header.
+//!
+//! Not read: image grids (tiled AVIFs), and sequences without a still primary image.
+
+use std::io::Cursor;
+use std::ptr::NonNull;
+
+use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
+use mp4parse::{AvifContext, ImageMirror, ImageRotation, ParseStrictness};
+use rav1d::include::dav1d::data::Dav1dData;
+use rav1d::include::dav1d::dav1d::{Dav1dContext, Dav1dSettings};
+use rav1d::include::dav1d::headers::{
+    Dav1dSequenceHeader, DAV1D_PIXEL_LAYOUT_I400, DAV1D_PIXEL_LAYOUT_I420, DAV1D_PIXEL_LAYOUT_I422,
+};
+use rav1d::include::dav1d::picture::Dav1dPicture;
+use rav1d::src::lib as dav1d;
+
+use super::colour::{self, SourceProfile};
+use super::ImagingError;
+
+/// Whether the bytes are an AVIF (an `ftyp` box naming the `avif` or `avis` brand).
+pub fn looks_like_avif(bytes: &[u8]) -> bool {
+    let Some(size) = bytes
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    else {
+        return false;
+    };
+    if bytes.get(4..8) != Some(b"ftyp") {
+        return false;
+    }
+    let ftyp = bytes
+        .get(8..(size as usize).min(bytes.len()))
+        .unwrap_or_default();
+    ftyp.chunks_exact(4)
+        .enumerate()
+        .any(|(i, brand)| i != 1 && (brand == b"avif" || brand == b"avis")) // [1] is the minor version
+}
+
+/// What the header says: the upright size and whether there is alpha.
+pub struct Header {
+    pub width: u32,
+    pub height: u32,
+    pub has_alpha: bool,
+}
+
+fn unsupported(what: &str) -> ImagingError {
+    ImagingError::Unsupported(format!("{what} is not supported"))
+}
+
+fn corrupt(what: &str) -> ImagingError {
+    ImagingError::Corrupt(format!("the AVIF is malformed: {what}"))
+}
+
+fn parse(bytes: &[u8]) -> Result<(AvifContext, Vec<u8>), ImagingError> {
+    let context = mp4parse::read_avif(&mut Cursor::new(bytes), ParseStrictness::Normal)
+        .map_err(|e| corrupt(&format!("{e:?}")))?;
+    let primary = context
+        .primary_item_coded_data()
+        .ok_or_else(|| {
+            unsupported("an AVIF without a still primary image (a grid or a sequence only)")
+        })?
+        .to_vec();
+    Ok((context, primary))
+}
+
+/// Quarter turns clockwise that `irot` asks for (it counts anticlockwise).
+fn turns(context: &AvifContext) -> u8 {
+    match context.image_rotation() {
+        Ok(ImageRotation::D90) => 3,
+        Ok(ImageRotation::D180) => 2,
+        Ok(ImageRotation::D270) => 1,
+        _ => 0,
+    }
+}
+
+/// Read the header, without decoding pixels.
+pub fn header(bytes: &[u8]) -> Result<Header, ImagingError> {
+    let (context, primary) = parse(bytes)?;
+    let sequence = sequence_header(&primary)?;
+    let (w, h) = (sequence.max_width as u32, sequence.max_height as u32);
+    let (width, height) = if turns(&context) % 2 == 1 {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    Ok(Header {
+        width,
+        height,
+        has_alpha: context.alpha_item_coded_data().is_some(),
+    })
+}
+
+fn sequence_header(obus: &[u8]) -> Result<Dav1dSequenceHeader, ImagingError> {
+    // SAFETY: the header is plain C data, all-zero is a valid value to be overwritten.
+    let mut header: Dav1dSequenceHeader = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; rav1d only reads `obus`.
+    let result = unsafe {
+        dav1d::dav1d_parse_sequence_header(
+            Some(NonNull::from(&mut header)),
+            NonNull::new(obus.as_ptr().cast_mut()),
+            obus.len(),
+        )
+    };
+    if result.0 != 0 || header.max_width <= 0 || header.max_height <= 0 {
+        return Err(corrupt("no AV1 sequence header"));
+    }
+    Ok(header)
+}
+
+/// Decode the primary image (and its alpha) upright, with the profile its pixels are in.
+/// `max_pixels` bounds every frame rav1d allocates.
+pub fn decode(
+    bytes: &[u8],
+    max_pixels: u64,
+) -> Result<(DynamicImage, SourceProfile), ImagingError> {
+    let (context, primary) = parse(bytes)?;
+    let colour = decode_av1(&primary, max_pixels)?;
+    let mut image = colour.to_rgb()?;
+    if let Some(alpha_obus) = context.alpha_item_coded_data() {
+        let alpha = decode_av1(alpha_obus, max_pixels)?;
+        image = with_alpha(image, &alpha, context.premultiplied_alpha)?;
+    }
+    image = match turns(&context) {
+        1 => image.rotate90(),
+        2 => image.rotate180(),
+        3 => image.rotate270(),
+        _ => image,
+    };
+    // SAFETY: mp4parse returns null or a pointer into `context`, which is alive here.
+    if let Some(mirror) = context
+        .image_mirror_ptr()
+        .ok()
+        .and_then(|p| unsafe { p.as_ref() })
+    {
+        image = match mirror {
+            ImageMirror::TopBottom => image.flipv(),
+            ImageMirror::LeftRight => image.fliph(),
+        };
+    }
+    let profile = match context.icc_colour_information() {
+        Some(Ok(icc)) => SourceProfile::icc(icc.to_vec()),
+        _ => {
+            let cicp = nclx(bytes).unwrap_or([colour.primaries, colour.transfer, 0, 1]);
+            colour::from_cicp([cicp[0], cicp[1], 0, 1]).unwrap_or_default()
+        }
+    };
+    Ok((image, profile))
+}
+
+/// The `nclx` colour box's primaries, transfer, matrix and range, found by its bytes
+/// (mp4parse keeps the values private).
+fn nclx(bytes: &[u8]) -> Option<[u8; 4]> {
+    let at = memchr::memmem::find(bytes, b"colrnclx")? + 8;
+    let b = bytes.get(at..at + 7)?;
+    let small = |hi: u8, lo: u8| (hi == 0).then_some(lo);
+    Some([
+        small(b[0], b[1])?,
+        small(b[2], b[3])?,
+        small(b[4], b[5])?,
+        b[6] >> 7,
+    ])
+}
+
+/// One decoded AV1 frame: its planes copied out of rav1d's buffers.
+struct Planes {
+    width: usize,
+    height: usize,
+    bits: u32,
+    /// Chroma subsampling shifts (x, y); `None` for monochrome.
+    chroma: Option<(usize, usize)>,
+    /// Y, U, V samples, row-major, each plane `width >> sx` wide.
+    planes: [Vec<u16>; 3],
+    matrix: u8,
+    full_range: bool,
+    primaries: u8,
+    transfer: u8,
+}
+
+fn decode_av1(obus: &[u8], max_pixels: u64) -> Result<Planes, ImagingError> {
+    let decoder = Decoder::open(max_pixels)?;
+    decoder.decode(obus)
+}
+
+/// A rav1d context, closed on drop.
+struct Decoder(Option<Dav1dContext>);
+
+impl Decoder {
+    fn open(max_pixels: u64) -> Result<Self, ImagingError> {
+        let mut settings = std::mem::MaybeUninit::<Dav1dSettings>::uninit();
+        // SAFETY: dav1d_default_settings initialises every field.
+        let mut settings = unsafe {
+            dav1d::dav1d_default_settings(NonNull::from(&mut settings).cast());
+            settings.assume_init()
+        };
+        settings.n_threads = 1;
+        settings.max_frame_delay = 1;
+        settings.frame_size_limit = u32::try_from(max_pixels).unwrap_or(u32::MAX);
+        let mut context: Option<Dav1dContext> = None;
+        // SAFETY: both pointers are valid for the call.
+        let result = unsafe {
+            dav1d::dav1d_open(
+                Some(NonNull::from(&mut context)),
+                Some(NonNull::from(&mut settings)),
+            )
+        };
+        match (result.0, context) {
+            (0, Some(c)) => Ok(Decoder(Some(c))),
+            _ => Err(ImagingError::Corrupt(
+                "the AV1 decoder could not start".into(),
+            )),
+        }
+    }
+
+    fn decode(&self, obus: &[u8]) -> Result<Planes, ImagingError> {
+        const EAGAIN: i32 = -11;
+        // SAFETY: zeroed Dav1dData is the empty value rav1d expects to fill.
+        let mut data: Dav1dData = unsafe { std::mem::zeroed() };
+        // SAFETY: rav1d allocates `obus.len()` bytes for `data` and returns them.
+        let buffer =
+            unsafe { dav1d::dav1d_data_create(Some(NonNull::from(&mut data)), obus.len()) };
+        if buffer.is_null() {
+            return Err(corrupt("no room for the AV1 data"));
+        }
+        // SAFETY: `buffer` holds `obus.len()` writable bytes.
+        unsafe { std::ptr::copy_nonoverlapping(obus.as_ptr(), buffer, obus.len()) };
+        let mut picture = Dav1dPicture::default();
+        loop {
+            if data.sz > 0 {
+                // SAFETY: the context is open and `data` is rav1d's own.
+                let sent =
+                    unsafe { dav1d::dav1d_send_data(self.0, Some(NonNull::from(&mut data))) };
+                if sent.0 != 0 && sent.0 != EAGAIN {
+                    // SAFETY: releases what rav1d holds for `data`.
+                    unsafe { dav1d::dav1d_data_unref(Some(NonNull::from(&mut data))) };
+                    return Err(corrupt("the AV1 data does not decode"));
+                }
+            }
+            // SAFETY: as above; `picture` receives a reference rav1d counts.
+            let got =
+                unsafe { dav1d::dav1d_get_picture(self.0, Some(NonNull::from(&mut picture))) };
+            if got.0 == 0 {
+                break;
+            }
+            if got.0 != EAGAIN || data.sz == 0 {
+                // SAFETY: releases what rav1d holds for `data`.
+                unsafe { dav1d::dav1d_data_unref(Some(NonNull::from(&mut data))) };
+                return Err(corrupt("the AV1 data holds no picture"));
+            }
+        }
+        // SAFETY: releases whatever of `data` is left.
+        unsafe { dav1d::dav1d_data_unref(Some(NonNull::from(&mut data))) };
+        let planes = copy_planes(&picture);
+        // SAFETY: the picture came from dav1d_get_picture and is released once.
+        unsafe { dav1d::dav1d_picture_unref(Some(NonNull::from(&mut picture))) };
+        planes
+    }
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        // SAFETY: the context was opened by dav1d_open and is closed once.
+        unsafe { dav1d::dav1d_close(Some(NonNull::from(&mut self.0))) };
+    }
+}
+
+fn copy_planes(picture: &Dav1dPicture) -> Result<Planes, ImagingError> {
+    let (width, height) = (picture.p.w as usize, picture.p.h as usize);
+    let bits = picture.p.bpc as u32;
+    if width == 0 || height == 0 || !matches!(bits, 8 | 10 | 12) {
+        return Err(corrupt("an AV1 picture of no size or an unknown depth"));
+    }
+    let chroma = match picture.p.layout {
+        DAV1D_PIXEL_LAYOUT_I400 => None,
+        DAV1D_PIXEL_LAYOUT_I420 => Some((1, 1)),
+        DAV1D_PIXEL_LAYOUT_I422 => Some((1, 0)),
+        _ => Some((0, 0)),
+    };
+    // SAFETY: a decoded picture always has its sequence header.
+    let sequence = picture.seq_hdr.map(|s| unsafe { s.as_ref() });
+    let (matrix, full_range, primaries, transfer) = sequence.map_or((1, false, 1, 13), |s| {
+        (s.mtrx as u8, s.color_range != 0, s.pri as u8, s.trc as u8)
+    });
+    let copy =
+        |index: usize, w: usize, h: usize, stride: isize| -> Result<Vec<u16>, ImagingError> {
+            let base = picture.data[index]
+                .ok_or_else(|| corrupt("a missing plane"))?
+                .as_ptr() as *const u8;
+            let mut out = Vec::with_capacity(w * h);
+            for y in 0..h {
+                // SAFETY: rav1d's planes hold `h` rows of `stride` bytes with `w` samples each.
+                unsafe {
+                    let row = base.offset(y as isize * stride);
+                    if bits == 8 {
+                        out.extend(
+                            std::slice::from_raw_parts(row, w)
+                                .iter()
+                                .map(|&v| u16::from(v)),
+                        );
+                    } else {
+                        out.extend_from_slice(std::slice::from_raw_parts(row.cast::<u16>(), w));
+                    }
+                }
+            }
+            Ok(out)
+        };
+    let y = copy(0, width, height, picture.stride[0])?;
+    let (u, v) = match chroma {
+        Some((sx, sy)) => {
+            let (cw, ch) = ((width + sx) >> sx, (height + sy) >> sy);
+            (
+                copy(1, cw, ch, picture.stride[1])?,
+                copy(2, cw, ch, picture.stride[1])?,
+            )
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(Planes {
+        width,
+        height,
+        bits,
+        chroma,
+        planes: [y, u, v],
+        matrix,
+        full_range,
+        primaries,
+        transfer,
+    })
+}
+
+impl Planes {
+    /// Luma as a 0..=1 fraction, with the limited range's foot and head removed.
+    fn luma(&self, v: u16) -> f32 {
+        let max = ((1u32 << self.bits) - 1) as f32;
+        if self.full_range {
+            f32::from(v) / max
+        } else {
+            let scale = (1u32 << (self.bits - 8)) as f32;
+            (f32::from(v) - 16.0 * scale) / (219.0 * scale)
+        }
+    }
+
+    /// Chroma as -0.5..=0.5.
+    fn chroma(&self, v: u16) -> f32 {
+        let scale = (1u32 << (self.bits - 8)) as f32;
+        let max = ((1u32 << self.bits) - 1) as f32;
+        if self.full_range {
+            (f32::from(v) - 128.0 * scale) / max
+        } else {
+            (f32::from(v) - 128.0 * scale) / (224.0 * scale)
+        }
+    }
+
+    fn to_rgb(&self) -> Result<DynamicImage, ImagingError> {
+        let (w, h) = (self.width, self.height);
+        let wide = self.bits > 8;
+        let scale = if wide { 65535.0 } else { 255.0 };
+        let Some((sx, sy)) = self.chroma else {
+            let gray: Vec<u16> = self.planes[0]
+                .iter()
+                .map(|&v| (self.luma(v).clamp(0.0, 1.0) * scale).round() as u16)
+                .collect();
+            return Ok(pack_gray(w, h, gray, wide));
+        };
+        // Kr and Kb of the matrix (H.273); identity (0) stores G, B, R in Y, U, V.
+        let (kr, kb) = match self.matrix {
+            1 => (0.2126, 0.0722),
+            9 | 10 => (0.2627, 0.0593),
+            4 => (0.30, 0.11),
+            7 => (0.212, 0.087),
+            _ => (0.299, 0.114), // 5, 6 and unspecified: BT.601, as libavif assumes
+        };
+        let kg = 1.0 - kr - kb;
+        let chroma_w = (w + sx) >> sx;
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            for x in 0..w {
+                let c = (y >> sy) * chroma_w + (x >> sx);
+                let (luma, cb, cr) = (
+                    self.planes[0][y * w + x],
+                    self.planes[1][c],
+                    self.planes[2][c],
+                );
+                let (r, g, b) = if self.matrix == 0 {
+                    let full = |v: u16| self.luma(v);
+                    (full(cr), full(luma), full(cb))
+                } else {
+                    let (yy, u, v) = (self.luma(luma), self.chroma(cb), self.chroma(cr));
+                    let r = yy + 2.0 * (1.0 - kr) * v;
+                    let b = yy + 2.0 * (1.0 - kb) * u;
+                    (r, (yy - kr * r - kb * b) / kg, b)
+                };
+                rgb.extend([r, g, b].map(|c| (c.clamp(0.0, 1.0) * scale).round() as u16));
+            }
+        }
+        Ok(if wide {
+            DynamicImage::ImageRgb16(
+                ImageBuffer::<Rgb<u16>, _>::from_raw(w as u32, h as u32, rgb)
+                    .ok_or_else(|| corrupt("size"))?,
+            )
+        } else {
+            let bytes = rgb.into_iter().map(|v| v as u8).collect();
+            DynamicImage::ImageRgb8(
+                ImageBuffer::<Rgb<u8>, _>::from_raw(w as u32, h as u32, bytes)
+                    .ok_or_else(|| corrupt("size"))?,
+            )
+        })
+    }
+}
+
+fn pack_gray(w: usize, h: usize, gray: Vec<u16>, wide: bool) -> DynamicImage {
+    let (w, h) = (w as u32, h as u32);
+    if wide {
+        DynamicImage::ImageLuma16(
+            ImageBuffer::<Luma<u16>, _>::from_raw(w, h, gray).unwrap_or_default(),
+        )
+    } else {
+        let bytes = gray.into_iter().map(|v| v as u8).collect();
+        DynamicImage::ImageLuma8(
+            ImageBuffer::<Luma<u8>, _>::from_raw(w, h, bytes).unwrap_or_default(),
+        )
+    }
+}
+
+/// The colour image with the alpha image's luma as its alpha channel (full range by the
+/// AVIF specification), un-premultiplied when the file says the colour is premultiplied.
+fn with_alpha(
+    image: DynamicImage,
+    alpha: &Planes,
+    premultiplied: bool,
+) -> Result<DynamicImage, ImagingError> {
+    if (alpha.width, alpha.height) != (image.width() as usize, image.height() as usize) {
+        return Err(corrupt("the alpha image is not the colour image's size"));
+    }
+    let max = ((1u32 << alpha.bits) - 1) as f32;
+    let fraction: Vec<f32> = alpha.planes[0]
+        .iter()
+        .map(|&v| f32::from(v) / max)
+        .collect();
+    let unmultiply = |c: f32, a: f32| {
+        if premultiplied && a > 0.0 {
+            (c / a).min(1.0)
+        } else {
+            c
+        }
+    };
+    Ok(match image {
+        DynamicImage::ImageRgb8(rgb) => {
+            let mut out = image::RgbaImage::new(rgb.width(), rgb.height());
+            for ((dst, src), &a) in out.pixels_mut().zip(rgb.pixels()).zip(&fraction) {
+                let c = |v: u8| (unmultiply(f32::from(v) / 255.0, a) * 255.0).round() as u8;
+                *dst = Rgba([c(src[0]), c(src[1]), c(src[2]), (a * 255.0).round() as u8]);
+            }
+            DynamicImage::ImageRgba8(out)
+        }
+        DynamicImage::ImageRgb16(rgb) => {
+            let mut out = ImageBuffer::<Rgba<u16>, Vec<u16>>::new(rgb.width(), rgb.height());
+            for ((dst, src), &a) in out.pixels_mut().zip(rgb.pixels()).zip(&fraction) {
+                let c = |v: u16| (unmultiply(f32::from(v) / 65535.0, a) * 65535.0).round() as u16;
+                *dst = Rgba([
+                    c(src[0]),
+                    c(src[1]),
+                    c(src[2]),
+                    (a * 65535.0).round() as u16,
+                ]);
+            }
+            DynamicImage::ImageRgba16(out)
+        }
+        DynamicImage::ImageLuma8(gray) => {
+            let mut out = image::GrayAlphaImage::new(gray.width(), gray.height());
+            for ((dst, src), &a) in out.pixels_mut().zip(gray.pixels()).zip(&fraction) {
+                let c = (unmultiply(f32::from(src[0]) / 255.0, a) * 255.0).round() as u8;
+                *dst = LumaA([c, (a * 255.0).round() as u8]);
+            }
+            DynamicImage::ImageLumaA8(out)
+        }
+        other => DynamicImage::ImageRgba16(other.to_rgba16()),
+    })
+}
