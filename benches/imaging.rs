@@ -170,12 +170,39 @@ fn colour(c: &mut Criterion) {
     group.finish();
 }
 
+/// AVIF decoding (rav1d without assembly, one thread): the 3 MP photo encoded once by the
+/// project's own AVIF encoder, then decoded whole and rendered to 300 px.
+fn avif_input(c: &mut Criterion) {
+    let limits = DecodeLimits::for_pixels(64_000_000);
+    let photo = imaging::decode(&corpus(PHOTO_3MP), &limits).unwrap().image;
+    let avif = imaging::encode(&photo, Format::Avif, &Spec::default(), false).unwrap();
+    let w300 = Spec::parse_path("w_300").unwrap();
+    let mut group = c.benchmark_group("avif_3mp");
+    group.sample_size(10);
+    group.bench_function("decode", |b| {
+        b.iter(|| imaging::decode(black_box(&avif), &limits).unwrap())
+    });
+    group.bench_function("to_300px_jpg", |b| {
+        b.iter(|| {
+            imaging::render(
+                black_box(&avif),
+                &limits,
+                &w300,
+                Output::Raster(Format::Jpeg),
+            )
+            .unwrap()
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     thumbnails,
     encoders,
     ascii_and_trace,
     operations,
-    colour
+    colour,
+    avif_input
 );
 criterion_main!(benches);

@@ -145,3 +145,189 @@ async fn damaged_avifs_are_client_errors() {
     );
     assert_eq!(server.get("/health").await.status(), StatusCode::OK);
 }
+
+/// `irot` (anticlockwise quarter turns) and `imir` (mode 0 swaps top and bottom, as in
+/// HEIF's second edition, libavif and browsers) are applied, rotation first.
+#[tokio::test]
+async fn irot_and_imir_turn_the_image_upright() {
+    let server = TestServer::start().await;
+    let (w, h) = (30u32, 20u32);
+    let source = gradient(w, h);
+    let plain = encode(w, h, false, 8);
+    let at = |x: u32, y: u32| source[(y * w + x) as usize];
+    type Mapping = Box<dyn Fn(u32, u32) -> (u32, u32)>;
+    let cases: Vec<(&str, Vec<Vec<u8>>, (u32, u32), Mapping)> = vec![
+        // 90° anticlockwise: the output's (x, y) shows the source's (W-1-y, x).
+        (
+            "irot 1",
+            vec![property(b"irot", &[1])],
+            (h, w),
+            Box::new(move |x, y| (w - 1 - y, x)),
+        ),
+        (
+            "imir 0",
+            vec![property(b"imir", &[0])],
+            (w, h),
+            Box::new(move |x, y| (x, h - 1 - y)),
+        ),
+        (
+            "imir 1",
+            vec![property(b"imir", &[1])],
+            (w, h),
+            Box::new(move |x, y| (w - 1 - x, y)),
+        ),
+        (
+            "irot 1 then imir 0",
+            vec![property(b"irot", &[1]), property(b"imir", &[0])],
+            (h, w),
+            Box::new(move |x, y| (w - 1 - (w - 1 - y), x)),
+        ),
+    ];
+    for (what, properties, (out_w, out_h), source_of) in cases {
+        let mut avif = plain.clone();
+        for p in &properties {
+            avif = with_property(&avif, p);
+        }
+        let body = stored(&server, avif).await;
+        assert_eq!(
+            (body["width"].as_u64(), body["height"].as_u64()),
+            (Some(u64::from(out_w)), Some(u64::from(out_h))),
+            "{what}"
+        );
+        let out = decode_png(
+            &server
+                .bytes(&format!(
+                    "/image/{}.png?w={out_w}",
+                    body["id"].as_str().unwrap()
+                ))
+                .await,
+        );
+        let mut total = 0u64;
+        for y in 0..out_h {
+            for x in 0..out_w {
+                let (sx, sy) = source_of(x, y);
+                let (got, want) = (out.at(x, y), at(sx, sy));
+                total += (0..3)
+                    .map(|c| u64::from(got[c].abs_diff(want[c])))
+                    .sum::<u64>();
+            }
+        }
+        let mean = total as f64 / f64::from(out_w * out_h * 3);
+        assert!(
+            mean < 4.0,
+            "{what}: mean difference {mean} from the expected orientation"
+        );
+    }
+}
+
+fn property(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+    let mut b = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(kind);
+    b.extend_from_slice(payload);
+    b
+}
+
+/// Child boxes of `bytes[start..end]`: (offset, size, type).
+fn boxes(bytes: &[u8], start: usize, end: usize) -> Vec<(usize, usize, [u8; 4])> {
+    let mut out = Vec::new();
+    let mut at = start;
+    while at + 8 <= end {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        out.push((at, size, bytes[at + 4..at + 8].try_into().unwrap()));
+        at += size.max(8);
+    }
+    out
+}
+
+/// The AVIF with one more property box in `ipco`, associated with the primary item in
+/// `ipma`, every box size on the way and the item offsets in `iloc` moved to match.
+fn with_property(avif: &[u8], prop: &[u8]) -> Vec<u8> {
+    let top = boxes(avif, 0, avif.len());
+    let &(meta_at, meta_size, _) = top.iter().find(|b| &b.2 == b"meta").unwrap();
+    let children = boxes(avif, meta_at + 12, meta_at + meta_size);
+    let find = |list: &[(usize, usize, [u8; 4])], kind: &[u8; 4]| {
+        *list.iter().find(|b| &b.2 == kind).unwrap()
+    };
+    let (pitm_at, _, _) = find(&children, b"pitm");
+    let primary = u16::from_be_bytes(avif[pitm_at + 12..pitm_at + 14].try_into().unwrap());
+    let (iprp_at, iprp_size, _) = find(&children, b"iprp");
+    let (iloc_at, _, _) = find(&children, b"iloc");
+    let props = boxes(avif, iprp_at + 8, iprp_at + iprp_size);
+    let (ipco_at, ipco_size, _) = find(&props, b"ipco");
+    let (ipma_at, _, _) = find(&props, b"ipma");
+    let index = boxes(avif, ipco_at + 8, ipco_at + ipco_size).len() + 1;
+    let delta = prop.len() + 1;
+    let mut out = avif.to_vec();
+    // The association byte: in the primary item's ipma entry (version 0, 7-bit indices).
+    let mut at = ipma_at + 12 + 4;
+    let entries = u32::from_be_bytes(avif[ipma_at + 12..ipma_at + 16].try_into().unwrap());
+    let mut insert_assoc = None;
+    for _ in 0..entries {
+        let item = u16::from_be_bytes(avif[at..at + 2].try_into().unwrap());
+        let count = usize::from(avif[at + 2]);
+        if item == primary {
+            insert_assoc = Some((at + 2, at + 3 + count));
+        }
+        at += 3 + count;
+    }
+    let (count_at, assoc_end) = insert_assoc.expect("the primary item has properties");
+    // Later offsets first, so earlier ones stay valid.
+    out.insert(assoc_end, 0x80 | index as u8);
+    out[count_at] += 1;
+    let ipco_end = ipco_at + ipco_size;
+    out.splice(ipco_end..ipco_end, prop.iter().copied());
+    let grow = |out: &mut Vec<u8>, at: usize, by: usize| {
+        let size = u32::from_be_bytes(out[at..at + 4].try_into().unwrap()) as usize + by;
+        out[at..at + 4].copy_from_slice(&(size as u32).to_be_bytes());
+    };
+    // ipma moved by the property's length (it follows ipco).
+    grow(&mut out, ipma_at + prop.len(), 1);
+    grow(&mut out, ipco_at, prop.len());
+    grow(&mut out, iprp_at, delta);
+    grow(&mut out, meta_at, delta);
+    // iloc (before iprp, so not moved): every extent offset moves by `delta`.
+    let version = out[iloc_at + 8];
+    let sizes = out[iloc_at + 12];
+    let (offset_size, length_size) = (usize::from(sizes >> 4), usize::from(sizes & 15));
+    let base_size = usize::from(out[iloc_at + 13] >> 4);
+    let index_size = if version >= 1 {
+        usize::from(out[iloc_at + 13] & 15)
+    } else {
+        0
+    };
+    let mut at = iloc_at + 14;
+    let items = u16::from_be_bytes(out[at..at + 2].try_into().unwrap());
+    at += 2;
+    let bump = |out: &mut Vec<u8>, at: usize, size: usize| match size {
+        4 => {
+            let v = u32::from_be_bytes(out[at..at + 4].try_into().unwrap()) + delta as u32;
+            out[at..at + 4].copy_from_slice(&v.to_be_bytes());
+        }
+        8 => {
+            let v = u64::from_be_bytes(out[at..at + 8].try_into().unwrap()) + delta as u64;
+            out[at..at + 8].copy_from_slice(&v.to_be_bytes());
+        }
+        _ => {}
+    };
+    for _ in 0..items {
+        at += 2; // item id
+        if version >= 1 {
+            at += 2; // construction method
+        }
+        at += 2; // data reference index
+        if base_size > 0 {
+            bump(&mut out, at, base_size);
+        }
+        at += base_size;
+        let extents = u16::from_be_bytes(out[at..at + 2].try_into().unwrap());
+        at += 2;
+        for _ in 0..extents {
+            at += index_size;
+            if base_size == 0 {
+                bump(&mut out, at, offset_size);
+            }
+            at += offset_size + length_size;
+        }
+    }
+    out
+}
