@@ -72,6 +72,23 @@ impl Decoded {
 
 /// Identify the format from magic bytes and read the header, enforcing the pixel limit.
 pub fn probe(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError> {
+    guarded(|| probe_unguarded(bytes, limits))
+}
+
+/// Decoders assert where they should return errors (tiff, mp4parse and jpeg-decoder do):
+/// a file that trips one is malformed input, answered 422, not a failed job. libjpeg's
+/// own errors unwind out of C and are caught in `libjpeg`.
+pub(crate) fn guarded<T>(
+    work: impl FnOnce() -> Result<T, ImagingError>,
+) -> Result<T, ImagingError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|_| {
+        Err(ImagingError::Corrupt(
+            "the decoder could not make sense of the file".into(),
+        ))
+    })
+}
+
+fn probe_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, ImagingError> {
     if svg::looks_like_svg(bytes) {
         let (_, width, height) = svg::parse(bytes)?;
         check_pixels(width, height, limits)?;
@@ -199,6 +216,14 @@ pub fn decode_for(
     limits: &DecodeLimits,
     spec: &Spec,
 ) -> Result<Decoded, ImagingError> {
+    guarded(|| decode_for_unguarded(bytes, limits, spec))
+}
+
+fn decode_for_unguarded(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    spec: &Spec,
+) -> Result<Decoded, ImagingError> {
     if svg::looks_like_svg(bytes) {
         let (tree, width, height) = svg::parse(bytes)?;
         check_pixels(width, height, limits)?;
@@ -288,13 +313,7 @@ pub fn decode_for(
     };
     let mut image = match shrunk {
         Some(image) => image,
-        // Decoders assert where they should return errors (tiff, for one): a file that
-        // trips one is malformed input, answered 422, not a failed job.
-        None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            DynamicImage::from_decoder(decoder)
-        }))
-        .map_err(|_| ImagingError::Corrupt("the decoder could not make sense of the file".into()))?
-        .map_err(from_image_error)?,
+        None => DynamicImage::from_decoder(decoder).map_err(from_image_error)?,
     };
     image.apply_orientation(orientation);
     Ok(Decoded {

@@ -77,9 +77,9 @@ pub fn decode(bytes: &[u8], frame: &Frame, divisor: u32) -> Result<DynamicImage,
 
 fn lossless(bytes: &[u8], frame: &Frame) -> Result<DynamicImage, ImagingError> {
     let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(bytes));
-    // jpeg-decoder panics on some malformed frames: a corrupt file, not a crash.
-    let samples = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decoder.decode()))
-        .map_err(|_| ImagingError::Corrupt("the lossless JPEG is malformed".into()))?
+    // (jpeg-decoder panics on some malformed frames: caught in `decode.rs`.)
+    let samples = decoder
+        .decode()
         .map_err(|e| ImagingError::Corrupt(format!("lossless JPEG: {e}")))?;
     let (w, h) = (u32::from(frame.width), u32::from(frame.height));
     // Samples come as bytes at 8 bits, else as native-endian u16 at the file's precision:

@@ -178,7 +178,9 @@ pub fn render_watermarked(
     let started = Instant::now();
     // GIF and animated WebP sources are read frame by frame when the output can animate.
     let frames = match output {
-        Output::Raster(Format::Gif | Format::Webp) => animation::decode_frames(bytes, limits)?,
+        Output::Raster(Format::Gif | Format::Webp) => {
+            super::decode::guarded(|| animation::decode_frames(bytes, limits))?
+        }
         _ => None,
     };
     let decoded = match frames {

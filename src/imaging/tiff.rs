@@ -107,20 +107,14 @@ fn shape(colour: ColorType) -> Option<(usize, u8, bool)> {
     .filter(|(_, b, _)| matches!(b, 1 | 2 | 4 | 8 | 16))
 }
 
-/// Decode the first page (whose size the caller has checked against the pixel limit),
-/// every decoder allocation bounded by `max_alloc`.
-pub fn decode(bytes: &[u8], max_alloc: u64) -> Result<DynamicImage, ImagingError> {
-    // The tiff crate asserts where it should return errors: a malformed file must be a
-    // 422, not a failed job.
-    std::panic::catch_unwind(|| decode_unguarded(bytes, max_alloc))
-        .unwrap_or_else(|_| Err(corrupt("its chunks do not match its layout")))
-}
-
 fn corrupt(why: &str) -> ImagingError {
     ImagingError::Corrupt(format!("the TIFF is malformed: {why}"))
 }
 
-fn decode_unguarded(bytes: &[u8], max_alloc: u64) -> Result<DynamicImage, ImagingError> {
+/// Decode the first page (whose size the caller has checked against the pixel limit),
+/// every decoder allocation bounded by `max_alloc`. (The tiff crate's assertions are
+/// caught with every decoder's, in `decode.rs`.)
+pub fn decode(bytes: &[u8], max_alloc: u64) -> Result<DynamicImage, ImagingError> {
     let tiff_error = |e: ::tiff::TiffError| corrupt(&e.to_string());
     let mut limits = Limits::default();
     limits.decoding_buffer_size = usize::try_from(max_alloc).unwrap_or(usize::MAX);

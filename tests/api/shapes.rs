@@ -1,8 +1,9 @@
 //! Issue 16, item 1: no 5xx from any valid request on any stored image, whatever its
 //! size, EXIF orientation, or the DCT scale shrink-on-load picks. A property test over
 //! random source sizes (1..5000 a side, JPEG and PNG, orientations 1–8) and random size,
-//! fit, gravity and crop specs: each answer is 200 with exactly the box the contract
-//! gives, or the documented 400 (a crop starting outside the image, enlarging past 8192).
+//! fit, gravity, crop and watermark specs: each answer is 200 with exactly the box the
+//! contract gives, or the documented 400 (a crop starting outside the image, enlarging
+//! past 8192).
 
 use proptest::prelude::*;
 use proptest::test_runner::{
@@ -10,7 +11,7 @@ use proptest::test_runner::{
 };
 use reqwest::StatusCode;
 
-use crate::support::TestServer;
+use crate::support::{self, TestServer};
 
 /// An 8-bit RGB gradient of `w`×`h`, JPEG or PNG, with EXIF `orientation` (1 = none).
 fn source(w: u32, h: u32, jpeg: bool, orientation: u16) -> Vec<u8> {
@@ -79,6 +80,8 @@ struct Case {
     enlarge: bool,
     crop: Option<CropSpec>,
     ext: &'static str,
+    /// A watermark drawn over the output: (`wm_pos`, `wm_scale`); it never changes the box.
+    watermark: Option<(&'static str, f32)>,
 }
 
 fn cases() -> impl Strategy<Value = Case> {
@@ -99,22 +102,32 @@ fn cases() -> impl Strategy<Value = Case> {
             1u32..5000,
         ),
     );
-    (source, size, crop).prop_map(|((w, h, jpeg, orientation), size, crop)| {
-        let (tw, th, fit, gravity, enlarge, ext) = size;
-        Case {
-            w,
-            h,
-            jpeg,
-            orientation,
-            tw,
-            th,
-            fit,
-            gravity,
-            enlarge,
-            crop,
-            ext,
-        }
-    })
+    let watermark = proptest::option::weighted(
+        0.3,
+        (
+            prop::sample::select(vec!["se", "nw", "center", "e"]),
+            prop::sample::select(vec![0.01f32, 0.25, 1.0]),
+        ),
+    );
+    (source, size, crop, watermark).prop_map(
+        |((w, h, jpeg, orientation), size, crop, watermark)| {
+            let (tw, th, fit, gravity, enlarge, ext) = size;
+            Case {
+                w,
+                h,
+                jpeg,
+                orientation,
+                tw,
+                th,
+                fit,
+                gravity,
+                enlarge,
+                crop,
+                ext,
+                watermark,
+            }
+        },
+    )
 }
 
 /// The box the contract gives (README "Transforms"), computed here in integers: the
@@ -181,7 +194,7 @@ fn expected(case: &Case) -> Option<((u32, u32), (bool, bool))> {
     Some((out, exact))
 }
 
-fn query(case: &Case) -> String {
+fn query(case: &Case, mark: &str) -> String {
     let mut q = vec![
         format!("fit={}", case.fit),
         format!("gravity={}", case.gravity),
@@ -199,6 +212,9 @@ fn query(case: &Case) -> String {
         None => {}
         Some((None, w, h)) => q.push(format!("crop={w}:{h}")),
         Some((Some((x, y)), w, h)) => q.push(format!("crop={x}:{y}:{w}:{h}")),
+    }
+    if let Some((pos, scale)) = case.watermark {
+        q.push(format!("wm={mark}&wm_pos={pos}&wm_scale={scale}"));
     }
     q.join("&")
 }
@@ -225,7 +241,12 @@ async fn check(server: &TestServer, case: &Case) -> Result<(), TestCaseError> {
     prop_assert!(status.is_success(), "upload {case:?}: {status} {body}");
     let (stored_w, stored_h) = (body["width"].as_u64(), body["height"].as_u64());
     let id = body["id"].as_str().unwrap().to_owned();
-    let path = format!("/image/{id}.{}?{}", case.ext, query(case));
+    // The watermark: a small RGBA PNG of odd size (uploading it again is a cheap 200).
+    let mark = support::rgba_png(17, 9, &[200, 30, 30, 160].repeat(17 * 9));
+    let (status, body) = server.upload_bytes(mark).await;
+    prop_assert!(status.is_success(), "watermark upload: {status} {body}");
+    let mark = body["id"].as_str().unwrap().to_owned();
+    let path = format!("/image/{id}.{}?{}", case.ext, query(case, &mark));
     let resp = server.get(&path).await;
     let status = resp.status();
     let bytes = resp.bytes().await.unwrap();

@@ -309,9 +309,18 @@ pub fn decode_jpeg(bytes: &[u8]) -> Pixels {
 
 /// An 8-bit RGB PNG of `pixels` (row-major, 3 bytes a pixel).
 pub fn rgb_png(w: u32, h: u32, pixels: &[u8]) -> Vec<u8> {
+    png_of(w, h, png::ColorType::Rgb, pixels)
+}
+
+/// An 8-bit RGBA PNG of `pixels` (row-major, 4 bytes a pixel).
+pub fn rgba_png(w: u32, h: u32, pixels: &[u8]) -> Vec<u8> {
+    png_of(w, h, png::ColorType::Rgba, pixels)
+}
+
+fn png_of(w: u32, h: u32, colour: png::ColorType, pixels: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, w, h);
-    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_color(colour);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header().unwrap();
     writer.write_image_data(pixels).unwrap();
