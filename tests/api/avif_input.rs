@@ -155,8 +155,10 @@ async fn irot_and_imir_turn_the_image_upright() {
     let source = gradient(w, h);
     let plain = encode(w, h, false, 8);
     let at = |x: u32, y: u32| source[(y * w + x) as usize];
+    // (what, properties added, output size, where each output pixel comes from)
     type Mapping = Box<dyn Fn(u32, u32) -> (u32, u32)>;
-    let cases: Vec<(&str, Vec<Vec<u8>>, (u32, u32), Mapping)> = vec![
+    type Case = (&'static str, Vec<Vec<u8>>, (u32, u32), Mapping);
+    let cases: Vec<Case> = vec![
         // 90° anticlockwise: the output's (x, y) shows the source's (W-1-y, x).
         (
             "irot 1",
