@@ -14,11 +14,11 @@
 
 use std::sync::{Arc, LazyLock};
 
-use image::DynamicImage;
+use image::{DynamicImage, RgbImage};
 use moxcms::{
-    Chromaticity, CicpColorPrimaries, CicpProfile, ColorPrimaries, ColorProfile, Layout,
-    MatrixCoefficients, TransferCharacteristics, Transform16BitExecutor, Transform8BitExecutor,
-    TransformExecutor, TransformOptions, XyY,
+    Chromaticity, CicpColorPrimaries, CicpProfile, ColorPrimaries, ColorProfile, DataColorSpace,
+    Layout, MatrixCoefficients, TransferCharacteristics, Transform16BitExecutor,
+    Transform8BitExecutor, TransformExecutor, TransformOptions, XyY,
 };
 use sha2::{Digest, Sha256};
 
@@ -118,6 +118,45 @@ pub fn to_srgb(img: DynamicImage, profile: &SourceProfile) -> DynamicImage {
     }
     img
 }
+
+/// Whether `icc` is a CMYK profile (a CMYK JPEG's pixels then go through it).
+pub fn is_cmyk(icc: &[u8]) -> bool {
+    ColorProfile::new_from_slice(icc).is_ok_and(|p| p.color_space == DataColorSpace::Cmyk)
+}
+
+/// CMYK inks (0 = no ink, four bytes a pixel) converted to sRGB through a CMYK profile;
+/// `None` when the profile cannot be used.
+pub fn cmyk_to_srgb(width: u32, height: u32, inks: &[u8], icc: &[u8]) -> Option<RgbImage> {
+    let key: Key = (Sha256::digest(icc).into(), CMYK_KEY);
+    let transform = TRANSFORMS
+        .get_or_insert_with(&key, || {
+            let source = ColorProfile::new_from_slice(icc).ok();
+            let transform = source
+                .filter(|p| p.color_space == DataColorSpace::Cmyk)
+                .and_then(|p| {
+                    // moxcms takes CMYK as a four-channel layout.
+                    p.create_transform_8bit(
+                        Layout::Rgba,
+                        &ColorProfile::new_srgb(),
+                        Layout::Rgb,
+                        TransformOptions::default(),
+                    )
+                    .map_err(|e| tracing::debug!(error = %e, "CMYK profile unusable"))
+                    .ok()
+                });
+            Ok::<_, ()>(transform)
+        })
+        .ok()
+        .flatten()?;
+    let mut rgb = vec![0u8; inks.len() / 4 * 3];
+    for (src, dst) in inks.chunks(4 * 65536).zip(rgb.chunks_mut(3 * 65536)) {
+        transform.transform(src, dst).ok()?;
+    }
+    RgbImage::from_raw(width, height, rgb)
+}
+
+/// The cache key's layout byte for CMYK → RGB transforms.
+const CMYK_KEY: u8 = 255;
 
 /// moxcms transforms from one buffer into another; the image is converted through a
 /// bounded scratch buffer so it needs no second full-size one.

@@ -288,7 +288,9 @@ fn decode_for_unguarded(
             image,
             lossless: frame.lossless(),
             full_size,
+            // A CMYK profile was applied by `jpeg_decode`; an RGB or gray one is applied later.
             profile: jpeg::icc_profile(bytes)
+                .filter(|_| frame.components.len() != 4)
                 .map(SourceProfile::icc)
                 .unwrap_or_default(),
         });

@@ -5,12 +5,15 @@
 //! - complete but without an end-of-image marker → libjpeg-turbo, accepted only when its
 //!   one warning is the missing marker (`JWRN_JPEG_EOF`) and the scans code every
 //!   coefficient, so a file whose data stops early stays `422`;
+//! - CMYK with a CMYK profile → libjpeg's inks, converted through the profile (without
+//!   one, `image` converts them by the naive formula);
 //! - 12-bit DCT, hierarchical and arithmetic lossless → `415`, saying which.
 //!
 //! Everything else takes the `image` path.
 
 use image::{DynamicImage, ImageBuffer, Luma, Rgb};
 
+use super::colour;
 use super::jpeg::{self, Frame};
 use super::libjpeg::{self, Failure};
 use super::ImagingError;
@@ -40,7 +43,8 @@ pub fn special(bytes: &[u8]) -> Result<Option<Frame>, ImagingError> {
         return unsupported(&format!("{}-bit", frame.precision));
     }
     if jpeg::has_end_of_image(bytes) {
-        return Ok(frame.arithmetic().then_some(frame));
+        let needs_libjpeg = frame.arithmetic() || cmyk_profile(bytes, &frame).is_some();
+        return Ok(needs_libjpeg.then_some(frame));
     }
     // libjpeg's arithmetic decoder fills missing data with zeros without a warning, so an
     // unterminated arithmetic file cannot be told complete.
@@ -48,6 +52,14 @@ pub fn special(bytes: &[u8]) -> Result<Option<Frame>, ImagingError> {
         return Err(truncated());
     }
     Ok(Some(frame))
+}
+
+/// The CMYK profile of a four-component JPEG, if it has one.
+fn cmyk_profile(bytes: &[u8], frame: &Frame) -> Option<Vec<u8>> {
+    if frame.components.len() != 4 {
+        return None;
+    }
+    jpeg::icc_profile(bytes).filter(|icc| colour::is_cmyk(icc))
 }
 
 fn truncated() -> ImagingError {
@@ -60,10 +72,17 @@ pub fn decode(bytes: &[u8], frame: &Frame, divisor: u32) -> Result<DynamicImage,
     if frame.lossless() {
         return lossless(bytes, frame);
     }
-    let read = libjpeg::decode(bytes, divisor).map_err(|failure| match failure {
+    let failed = |failure| match failure {
         Failure::Unsupported(what) => ImagingError::Unsupported(format!("{what} is not supported")),
         Failure::Corrupt => ImagingError::Corrupt("libjpeg could not decode the JPEG".into()),
-    })?;
+    };
+    if let Some(icc) = cmyk_profile(bytes, frame) {
+        let (w, h, inks) = libjpeg::decode_inks(bytes, divisor).map_err(failed)?;
+        let rgb = colour::cmyk_to_srgb(w, h, &inks, &icc)
+            .ok_or_else(|| ImagingError::Corrupt("the CMYK profile cannot convert".into()))?;
+        return Ok(DynamicImage::ImageRgb8(rgb));
+    }
+    let read = libjpeg::decode(bytes, divisor).map_err(failed)?;
     let unterminated = !jpeg::has_end_of_image(bytes);
     let only_eof = read
         .warnings

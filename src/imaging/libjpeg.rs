@@ -58,13 +58,71 @@ fn error_manager() -> jpeg_error_mgr {
 }
 
 /// Decode `bytes` at 1/`divisor` of their size (1, 2, 4 or 8), in the file's stored
-/// orientation: gray, RGB, or CMYK turned into RGB.
+/// orientation: gray, RGB, or CMYK turned into RGB without a profile (see
+/// [`decode_inks`] for CMYK through one).
 pub fn decode(bytes: &[u8], divisor: u32) -> Result<Read, Failure> {
+    let (samples, warnings) = read(bytes, divisor)?;
+    let Samples {
+        width: w,
+        height: h,
+        kind,
+        pixels,
+    } = samples;
+    let image = match kind {
+        Kind::Gray => GrayImage::from_raw(w, h, pixels).map(DynamicImage::from),
+        Kind::Rgb => RgbImage::from_raw(w, h, pixels).map(DynamicImage::from),
+        Kind::Cmyk => RgbImage::from_raw(w, h, naive_rgb(&pixels)).map(DynamicImage::from),
+    };
+    image
+        .map(|image| Read { image, warnings })
+        .ok_or(Failure::Corrupt)
+}
+
+/// A CMYK JPEG's inks at 1/`divisor`: width, height and C, M, Y, K per pixel, 0 = no ink
+/// (Adobe's inverted storage undone), for conversion through the file's profile.
+pub fn decode_inks(bytes: &[u8], divisor: u32) -> Result<(u32, u32, Vec<u8>), Failure> {
+    match read(bytes, divisor)? {
+        (
+            Samples {
+                width,
+                height,
+                kind: Kind::Cmyk,
+                pixels,
+            },
+            _,
+        ) => Ok((width, height, pixels)),
+        _ => Err(Failure::Corrupt),
+    }
+}
+
+/// Whether libjpeg-turbo (what browsers decode JPEG with) reads the whole file without
+/// an error, decoding at 1/8 scale, which still reads every scan.
+pub fn reads(bytes: &[u8]) -> bool {
+    read(bytes, 8).is_ok()
+}
+
+#[derive(PartialEq)]
+enum Kind {
+    Gray,
+    Rgb,
+    /// C, M, Y, K with 0 = no ink.
+    Cmyk,
+}
+
+struct Samples {
+    width: u32,
+    height: u32,
+    kind: Kind,
+    pixels: Vec<u8>,
+}
+
+/// The decoded samples and the warnings given on the way.
+fn read(bytes: &[u8], divisor: u32) -> Result<(Samples, Vec<c_int>), Failure> {
     WARNINGS.with(|w| w.borrow_mut().clear());
-    let result = std::panic::catch_unwind(|| decode_unguarded(bytes, divisor));
+    let result = std::panic::catch_unwind(|| read_unguarded(bytes, divisor));
     let warnings = WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()));
     match result {
-        Ok(Some(image)) => Ok(Read { image, warnings }),
+        Ok(Some(samples)) => Ok((samples, warnings)),
         Ok(None) => Err(Failure::Corrupt),
         Err(payload) => Err(match payload.downcast_ref::<c_int>().copied() {
             Some(code) if code == mozjpeg_sys::JERR_BAD_PRECISION as c_int => {
@@ -78,50 +136,48 @@ pub fn decode(bytes: &[u8], divisor: u32) -> Result<Read, Failure> {
     }
 }
 
-/// Whether libjpeg-turbo (what browsers decode JPEG with) reads the whole file without
-/// an error, decoding at 1/8 scale, which still reads every scan.
-pub fn reads(bytes: &[u8]) -> bool {
-    decode(bytes, 8).is_ok()
-}
-
-fn decode_unguarded(bytes: &[u8], divisor: u32) -> Option<DynamicImage> {
+fn read_unguarded(bytes: &[u8], divisor: u32) -> Option<Samples> {
     let mut decoder = mozjpeg::Decompress::with_err(error_manager())
         .with_markers(&[mozjpeg::Marker::APP(14)])
         .from_mem(bytes)
         .ok()?;
     decoder.scale(u8::try_from(8 / divisor.clamp(1, 8)).ok()?);
-    let space = decoder.color_space();
-    let adobe_inverted = decoder.markers().any(|m| m.data.starts_with(b"Adobe"));
-    let mut started = match space {
-        ColorSpace::JCS_GRAYSCALE => decoder.grayscale().ok()?,
-        ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => {
-            decoder.to_colorspace(ColorSpace::JCS_CMYK).ok()?
-        }
-        _ => decoder.rgb().ok()?,
+    let kind = match decoder.color_space() {
+        ColorSpace::JCS_GRAYSCALE => Kind::Gray,
+        ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => Kind::Cmyk,
+        _ => Kind::Rgb,
     };
-    let (w, h) = (
+    // Photoshop (every file with an Adobe segment) stores inks inverted: 255 = no ink.
+    let adobe = decoder.markers().any(|m| m.data.starts_with(b"Adobe"));
+    let mut started = match kind {
+        Kind::Gray => decoder.grayscale().ok()?,
+        Kind::Cmyk => decoder.to_colorspace(ColorSpace::JCS_CMYK).ok()?,
+        Kind::Rgb => decoder.rgb().ok()?,
+    };
+    let (width, height) = (
         u32::try_from(started.width()).ok()?,
         u32::try_from(started.height()).ok()?,
     );
-    let pixels: Vec<u8> = started.read_scanlines().ok()?;
+    let mut pixels: Vec<u8> = started.read_scanlines().ok()?;
     started.finish().ok()?;
-    match space {
-        ColorSpace::JCS_GRAYSCALE => GrayImage::from_raw(w, h, pixels).map(DynamicImage::from),
-        ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => {
-            RgbImage::from_raw(w, h, cmyk_to_rgb(&pixels, adobe_inverted)).map(DynamicImage::from)
-        }
-        _ => RgbImage::from_raw(w, h, pixels).map(DynamicImage::from),
+    if kind == Kind::Cmyk && adobe {
+        pixels.iter_mut().for_each(|v| *v = 255 - *v);
     }
+    Some(Samples {
+        width,
+        height,
+        kind,
+        pixels,
+    })
 }
 
-/// CMYK without a profile, the way decoders without colour management show it. Adobe
-/// files store the inks inverted (0 = full ink).
-fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
-    cmyk.chunks_exact(4)
+/// CMYK without a profile, the way decoders without colour management show it.
+fn naive_rgb(inks: &[u8]) -> Vec<u8> {
+    inks.chunks_exact(4)
         .flat_map(|p| {
-            let ink = |v: u8| if inverted { v } else { 255 - v };
-            let k = u16::from(ink(p[3]));
-            [0, 1, 2].map(|i| ((u16::from(ink(p[i])) * k + 127) / 255) as u8)
+            let light = |ink: u8| u16::from(255 - ink);
+            let k = light(p[3]);
+            [0, 1, 2].map(|i| ((light(p[i]) * k + 127) / 255) as u8)
         })
         .collect()
 }

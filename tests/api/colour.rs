@@ -48,6 +48,35 @@ fn profile(name: &str) -> Vec<u8> {
 /// What Little CMS makes of `colours` in the profile at `name` (relative colorimetric, to
 /// its built-in sRGB), rounded and clipped to 8 bits. Gray profiles take one value each.
 fn reference(name: &str, colours: &[[u8; 3]], gray: bool) -> Vec<[u8; 3]> {
+    let input: String = colours
+        .iter()
+        .map(|c| match gray {
+            true => format!("{}\n", c[0]),
+            false => format!("{} {} {}\n", c[0], c[1], c[2]),
+        })
+        .collect();
+    transicc(name, &input, colours.len())
+}
+
+/// The same for CMYK inks (0 = no ink), which transicc reads as percentages.
+fn reference_cmyk(name: &str, inks: &[[u8; 4]]) -> Vec<[u8; 3]> {
+    let percent = |v: u8| f64::from(v) * 100.0 / 255.0;
+    let input: String = inks
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {} {}\n",
+                percent(c[0]),
+                percent(c[1]),
+                percent(c[2]),
+                percent(c[3])
+            )
+        })
+        .collect();
+    transicc(name, &input, inks.len())
+}
+
+fn transicc(name: &str, input: &str, count: usize) -> Vec<[u8; 3]> {
     let path = profile_dir().join(name);
     let mut child = Command::new("transicc")
         .args(["-n", "-t1", "-o", "*sRGB", "-i"])
@@ -57,21 +86,13 @@ fn reference(name: &str, colours: &[[u8; 3]], gray: bool) -> Vec<[u8; 3]> {
         .stderr(Stdio::null())
         .spawn()
         .expect("transicc");
-    let mut input = String::new();
-    for c in colours {
-        if gray {
-            input.push_str(&format!("{}\n", c[0]));
-        } else {
-            input.push_str(&format!("{} {} {}\n", c[0], c[1], c[2]));
-        }
-    }
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    // Written from another thread: transicc answers as it reads, and a long input would
+    // fill both pipes.
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().expect("transicc output");
+    writer.join().unwrap().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let values: Vec<[u8; 3]> = text
         .lines()
@@ -84,7 +105,7 @@ fn reference(name: &str, colours: &[[u8; 3]], gray: bool) -> Vec<[u8; 3]> {
             (v.len() == 3).then(|| v.map_to_u8())
         })
         .collect();
-    assert_eq!(values.len(), colours.len(), "transicc said: {text}");
+    assert_eq!(values.len(), count, "transicc said: {text}");
     values
 }
 
@@ -435,4 +456,63 @@ async fn a_broken_profile_is_ignored_not_an_error() {
         PATCHES.len(),
     );
     assert_close(&got, &PATCHES, 1, "garbage profile");
+}
+
+/// A CMYK JPEG with a CMYK profile (Ghostscript's SWOP profile, LUT-based, in three APP2
+/// chunks) converts through it: its inks, read by jpeg-decoder, through Little CMS are the
+/// reference; the naive formula (what a decoder without colour management shows) is not.
+#[tokio::test]
+async fn cmyk_jpegs_convert_through_their_profile() {
+    let server = TestServer::start().await;
+    let name = "ghostscript/default_cmyk.icc";
+    let icc = profile(name);
+    let base = crate::support::corpus("jpeg-cmyk.jpg");
+    let mut jpeg = base[..2].to_vec();
+    let count = icc.len().div_ceil(65519);
+    for (i, chunk) in icc.chunks(65519).enumerate() {
+        jpeg.extend_from_slice(&[0xFF, 0xE2]);
+        jpeg.extend_from_slice(&((chunk.len() + 16) as u16).to_be_bytes());
+        jpeg.extend_from_slice(b"ICC_PROFILE\0");
+        jpeg.extend_from_slice(&[i as u8 + 1, count as u8]);
+        jpeg.extend_from_slice(chunk);
+    }
+    jpeg.extend_from_slice(&base[2..]);
+    let mut decoder = jpeg_decoder::Decoder::new(std::io::Cursor::new(&base));
+    let samples = decoder.decode().unwrap();
+    assert_eq!(
+        decoder.info().unwrap().pixel_format,
+        jpeg_decoder::PixelFormat::CMYK32
+    );
+    // jpeg-decoder gives inks with 0 = no ink (Adobe's inversion undone).
+    let inks: Vec<[u8; 4]> = samples
+        .chunks(4)
+        .map(|p| [p[0], p[1], p[2], p[3]])
+        .collect();
+    let want = reference_cmyk(name, &inks);
+    let naive: Vec<[u8; 3]> = inks
+        .iter()
+        .map(|p| [0, 1, 2].map(|i| ((255 - u16::from(p[i])) * (255 - u16::from(p[3])) / 255) as u8))
+        .collect();
+    let mean = |a: &[[u8; 3]], b: &[[u8; 3]]| {
+        let total: u64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (0..3).map(|c| u64::from(x[c].abs_diff(y[c]))).sum::<u64>())
+            .sum();
+        total as f64 / (a.len() * 3) as f64
+    };
+    assert!(
+        mean(&naive, &want) > 5.0,
+        "the profile should matter for this image"
+    );
+    let id = upload(&server, jpeg).await;
+    let out = decode_png(&server.bytes(&format!("/image/{id}.png?w=100")).await);
+    let got: Vec<[u8; 3]> = out.rgba.iter().map(|p| [p[0], p[1], p[2]]).collect();
+    // Two JPEG decoders' IDCTs and two engines' LUT interpolation differ by a little.
+    let diff = mean(&got, &want);
+    assert!(
+        diff < 2.5,
+        "mean difference {diff} from Little CMS (naive: {})",
+        mean(&got, &naive)
+    );
 }
