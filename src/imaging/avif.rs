@@ -1,6 +1,7 @@
 //! AVIF input: the HEIF container read with `mp4parse` (Mozilla's, as Firefox uses), the
 //! AV1 images decoded with `rav1d` (a Rust port of dav1d, built without its assembly so
-//! the Rust toolchain alone builds it), one thread, on the caller's (the work pool's).
+//! the Rust toolchain alone builds it), one thread, in a forked child of the caller (the
+//! work pool's thread): see `decode_av1` for why.
 //!
 //! The primary image and its alpha auxiliary image are decoded; YUV becomes RGB by the
 //! picture's own matrix and range (8 bits stay 8, 10 and 12 become 16); premultiplied
@@ -84,8 +85,7 @@ fn turns(context: &AvifContext) -> u8 {
 /// Read the header, without decoding pixels.
 pub fn header(bytes: &[u8]) -> Result<Header, ImagingError> {
     let (context, primary) = parse(bytes)?;
-    let sequence = sequence_header(&primary)?;
-    let (w, h) = (sequence.max_width as u32, sequence.max_height as u32);
+    let (w, h) = coded_size(&primary)?;
     let (width, height) = if turns(&context) % 2 == 1 {
         (h, w)
     } else {
@@ -98,21 +98,30 @@ pub fn header(bytes: &[u8]) -> Result<Header, ImagingError> {
     })
 }
 
-fn sequence_header(obus: &[u8]) -> Result<Dav1dSequenceHeader, ImagingError> {
-    // SAFETY: the header is plain C data, all-zero is a valid value to be overwritten.
-    let mut header: Dav1dSequenceHeader = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call; rav1d only reads `obus`.
-    let result = unsafe {
-        dav1d::dav1d_parse_sequence_header(
-            Some(NonNull::from(&mut header)),
-            NonNull::new(obus.as_ptr().cast_mut()),
-            obus.len(),
-        )
-    };
-    if result.0 != 0 || header.max_width <= 0 || header.max_height <= 0 {
-        return Err(corrupt("no AV1 sequence header"));
+/// The coded size from the AV1 sequence header (parsed in a child too: see [`isolated`]).
+fn coded_size(obus: &[u8]) -> Result<(u32, u32), ImagingError> {
+    let answer = isolated(|| {
+        // SAFETY: the header is plain C data, all-zero is a valid value to be overwritten.
+        let mut header: Dav1dSequenceHeader = unsafe { std::mem::zeroed() };
+        // SAFETY: both pointers are valid for the call; rav1d only reads `obus`.
+        let result = unsafe {
+            dav1d::dav1d_parse_sequence_header(
+                Some(NonNull::from(&mut header)),
+                NonNull::new(obus.as_ptr().cast_mut()),
+                obus.len(),
+            )
+        };
+        let (w, h) = (header.max_width, header.max_height);
+        (result.0 == 0 && w > 0 && h > 0)
+            .then(|| [w as u32, h as u32].map(u32::to_le_bytes).concat())
+    });
+    match answer.as_deref() {
+        Some([a, b, c, d, e, f, g, h]) => Ok((
+            u32::from_le_bytes([*a, *b, *c, *d]),
+            u32::from_le_bytes([*e, *f, *g, *h]),
+        )),
+        _ => Err(corrupt("no AV1 sequence header")),
     }
-    Ok(header)
 }
 
 /// Decode the primary image (and its alpha) upright, with the profile its pixels are in.
@@ -184,9 +193,67 @@ struct Planes {
     transfer: u8,
 }
 
+/// Decode AV1 data in a forked child process (see [`isolated`]).
 fn decode_av1(obus: &[u8], max_pixels: u64) -> Result<Planes, ImagingError> {
-    let decoder = Decoder::open(max_pixels)?;
-    decoder.decode(obus)
+    let answer = isolated(|| {
+        let planes = Decoder::open(max_pixels).and_then(|decoder| decoder.decode(obus));
+        planes.ok().map(|p| p.to_bytes())
+    });
+    answer
+        .and_then(|bytes| Planes::from_bytes(&bytes))
+        .ok_or_else(|| corrupt("the AV1 data does not decode"))
+}
+
+/// Run `work` in a forked child process and return the bytes it makes, or `None` when it
+/// fails or dies. rav1d's only public API is `extern "C"`, and a panic inside it (it has
+/// `unwrap`s that malformed data reaches) cannot unwind out: it aborts the process. In a
+/// child that costs only the child. The child runs nothing but `work` (rav1d with one
+/// thread starts no threads) and the write to its pipe, then `_exit`s without running
+/// destructors, as a forked child of a threaded process must.
+fn isolated(work: impl FnOnce() -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe() writes.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    let [read_end, write_end] = fds;
+    // SAFETY: see above; the parent goes on as before.
+    match unsafe { libc::fork() } {
+        -1 => {
+            // SAFETY: both descriptors are ours and open.
+            unsafe {
+                libc::close(read_end);
+                libc::close(write_end);
+            }
+            None
+        }
+        0 => {
+            // A panic here aborts the child; the parent reports the file, so stay quiet.
+            std::panic::set_hook(Box::new(|_| {}));
+            // SAFETY: the child owns its copy of the write end.
+            let mut out = unsafe { std::fs::File::from_raw_fd(write_end) };
+            let status = match work() {
+                Some(bytes) => i32::from(out.write_all(&bytes).is_err()),
+                None => 2,
+            };
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(status) }
+        }
+        child => {
+            // SAFETY: the write end is the child's now; the read end is the parent's.
+            unsafe { libc::close(write_end) };
+            let mut input = unsafe { std::fs::File::from_raw_fd(read_end) };
+            let mut bytes = Vec::new();
+            let read = input.read_to_end(&mut bytes);
+            let mut status = 0;
+            // SAFETY: waits for our own child, so it leaves no zombie.
+            unsafe { libc::waitpid(child, &mut status, 0) };
+            let clean = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+            (read.is_ok() && clean).then_some(bytes)
+        }
+    }
 }
 
 /// A rav1d context, closed on drop.
@@ -336,6 +403,68 @@ fn copy_planes(picture: &Dav1dPicture) -> Result<Planes, ImagingError> {
 }
 
 impl Planes {
+    /// The planes as bytes for the pipe from the decoding child: eight header numbers,
+    /// then each plane's length and samples (little-endian u16).
+    fn to_bytes(&self) -> Vec<u8> {
+        let chroma = match self.chroma {
+            None => 0,
+            Some((sx, sy)) => 1 + sx as u32 + 2 * sy as u32,
+        };
+        let header = [
+            self.width as u32,
+            self.height as u32,
+            self.bits,
+            chroma,
+            u32::from(self.matrix),
+            u32::from(self.full_range),
+            u32::from(self.primaries),
+            u32::from(self.transfer),
+        ];
+        let mut out: Vec<u8> = header.iter().flat_map(|v| v.to_le_bytes()).collect();
+        for plane in &self.planes {
+            out.extend_from_slice(&(plane.len() as u64).to_le_bytes());
+            out.extend(plane.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Planes> {
+        let u32_at = |i: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(
+                bytes.get(4 * i..4 * i + 4)?.try_into().ok()?,
+            ))
+        };
+        let header: Vec<u32> = (0..8).map(u32_at).collect::<Option<_>>()?;
+        let mut at = 32;
+        let mut planes: [Vec<u16>; 3] = Default::default();
+        for plane in &mut planes {
+            let len = u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?) as usize;
+            at += 8;
+            let data = bytes.get(at..at.checked_add(len.checked_mul(2)?)?)?;
+            *plane = data
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            at += 2 * len;
+        }
+        let chroma = match header[3] {
+            0 => None,
+            c => Some((((c - 1) & 1) as usize, ((c - 1) >> 1) as usize)),
+        };
+        let (width, height) = (header[0] as usize, header[1] as usize);
+        (planes[0].len() == width * height).then_some(Planes {
+            width,
+            height,
+            bits: header[2],
+            chroma,
+            planes,
+            matrix: header[4] as u8,
+            full_range: header[5] != 0,
+            primaries: header[6] as u8,
+            transfer: header[7] as u8,
+        })
+    }
+
     /// Luma as a 0..=1 fraction, with the limited range's foot and head removed.
     fn luma(&self, v: u16) -> f32 {
         let max = ((1u32 << self.bits) - 1) as f32;

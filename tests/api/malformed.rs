@@ -38,6 +38,7 @@ const SOURCES: &[&str] = &[
     "bmp-24bit.bmp",
     "tiff-8bit-rgb.tiff",
     "avif-8bit-yuv420.avif",
+    "jpeg-arithmetic-progressive.jpg",
 ];
 
 const INPUTS: usize = 300;
