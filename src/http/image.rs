@@ -191,12 +191,19 @@ pub async fn variant(
         return Ok(response);
     }
     if let Some(own) = Format::from_ext(ext).filter(|f| !f.can_encode() && spec.is_identity()) {
-        // A format progimage reads but cannot write (JPEG XL): the URL of the image in its
-        // own format, as metadata gives it, serves the original bytes.
+        // A format progimage reads but cannot write (JPEG XL, SVG): the URL of the image in
+        // its own format, as metadata gives it, serves the original, stripped of personal
+        // metadata where `imaging::publishable` knows how (JPEG XL's metadata boxes).
         let meta = state.images.meta(&id).await?;
         if meta.format == own.name() {
             let original = state.original(&id).await?;
-            let etag = format!("\"{id}\"");
+            // The stripped file is another representation than `/original`'s: another ETag.
+            let (original, etag) = match imaging::publishable(&original, own, 1) {
+                Some(stripped) if stripped.len() != original.len() => {
+                    (stripped.into(), format!("\"{id}-published\""))
+                }
+                _ => (original, format!("\"{id}\"")),
+            };
             return Ok(immutable_bytes(
                 headers,
                 &etag,

@@ -34,6 +34,7 @@ pub use format::Format;
 pub use ops::apply;
 pub use output::{render, render_watermarked, Output, Rendered, OUTPUT_EXTS};
 pub use placeholder::blurhash;
+pub use publish::publishable;
 pub use spec::{is_non_transform_key, Fit, Flip, Gravity, Mask, Rgb, Spec};
 pub use trace::{trace_svg, TraceOptions};
 

@@ -12,6 +12,9 @@
 //! - WebP: `EXIF` and `XMP ` chunks dropped and their `VP8X` flags cleared.
 //! - GIF: comments and application blocks other than looping and the ICC profile dropped.
 //! - AVIF: published as stored when it declares no EXIF or XMP item, else re-encoded.
+//! - JPEG XL: the container's `Exif`, `xml ` (XMP), `jumb` (JUMBF) and `brob` (compressed
+//!   metadata) boxes dropped; a bare codestream has no metadata (its orientation lives in
+//!   the codestream header).
 //!
 //! Where EXIF carried an orientation other than upright, a minimal EXIF holding only
 //! that tag takes its place. Other formats carry no such metadata (BMP, ICO) or are
@@ -30,6 +33,7 @@ pub fn publishable(bytes: &[u8], format: Format, orientation: u8) -> Option<Vec<
         Format::Webp => webp(bytes, orientation),
         Format::Gif => gif(bytes),
         Format::Avif => avif(bytes),
+        Format::Jxl => jxl(bytes),
         Format::Bmp | Format::Ico => Some(bytes.to_vec()),
         _ => None,
     }
@@ -202,6 +206,37 @@ fn avif(bytes: &[u8]) -> Option<Vec<u8>> {
     let header = &bytes[..header_end];
     let declares = |kind: &[u8]| memchr::memmem::find(header, kind).is_some();
     (!declares(b"Exif") && !declares(b"mime")).then(|| bytes.to_vec())
+}
+
+// --- JPEG XL --------------------------------------------------------------------------
+
+const JXL_DROPS: [&[u8; 4]; 4] = [b"Exif", b"xml ", b"jumb", b"brob"];
+
+fn jxl(bytes: &[u8]) -> Option<Vec<u8>> {
+    const CONTAINER: &[u8] = b"\0\0\0\x0cJXL \r\n\x87\n";
+    if !bytes.starts_with(CONTAINER) {
+        return Some(bytes.to_vec()); // a bare codestream
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let size = u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize;
+        let kind: [u8; 4] = bytes.get(at + 4..at + 8)?.try_into().ok()?;
+        let len = match size {
+            0 => bytes.len() - at, // to the end of the file
+            1 => usize::try_from(u64::from_be_bytes(
+                bytes.get(at + 8..at + 16)?.try_into().ok()?,
+            ))
+            .ok()?,
+            n => n,
+        };
+        let whole = bytes.get(at..at.checked_add(len)?).filter(|_| len >= 8)?;
+        if !JXL_DROPS.contains(&&kind) {
+            out.extend_from_slice(whole);
+        }
+        at += len;
+    }
+    Some(out)
 }
 
 // --- GIF ------------------------------------------------------------------------------

@@ -341,3 +341,61 @@ async fn originals_can_be_reserved_for_key_holders() {
     let published = server.bytes(&format!("/image/{id}.jpg")).await;
     assert!(!has(&published, b"Alice's phone"));
 }
+
+/// JPEG XL: the container's `Exif` box goes; the codestream (and the orientation in its
+/// header) stays, so the published file decodes to the same size.
+#[tokio::test]
+async fn a_jpeg_xl_loses_its_exif_box() {
+    let server = TestServer::start().await;
+    // The corpus file's container (signature, ftyp, jxlc) with Exif and XMP boxes added.
+    let plain = corpus("jxl-lossy.jxl");
+    let jxl_box = |kind: &[u8; 4], data: &[u8]| {
+        let mut b = ((data.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(data);
+        b
+    };
+    let mut original = plain[..32].to_vec(); // the signature box and ftyp
+    original.extend(jxl_box(
+        b"Exif",
+        b"\0\0\0\0MM\0*\0\0\0\x08GPSLatitude 52.37",
+    ));
+    original.extend(jxl_box(b"xml ", b"<x:xmpmeta>Alice's phone</x:xmpmeta>"));
+    original.extend_from_slice(&plain[32..]);
+    let boxes = |bytes: &[u8]| -> Vec<[u8; 4]> {
+        let mut kinds = Vec::new();
+        let mut at = 0;
+        while at + 8 <= bytes.len() {
+            let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            kinds.push(bytes[at + 4..at + 8].try_into().unwrap());
+            if size < 8 {
+                break;
+            }
+            at += size;
+        }
+        kinds
+    };
+    assert!(
+        boxes(&original).contains(b"Exif"),
+        "the corpus file carries EXIF"
+    );
+    let (status, body) = server.upload_bytes(original.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let published = server.bytes(body["url"].as_str().unwrap()).await;
+    assert!(
+        !boxes(&published).contains(b"Exif"),
+        "{:?}",
+        boxes(&published)
+    );
+    assert!(published.len() < original.len());
+    let (status, again) = server.upload_bytes(published).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(
+        (again["width"].clone(), again["height"].clone()),
+        (body["width"].clone(), body["height"].clone())
+    );
+    let original_route = server
+        .bytes(&format!("/image/{}/original", body["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(original_route, original);
+}
