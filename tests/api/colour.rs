@@ -102,21 +102,16 @@ fn transicc(name: &str, input: &str, count: usize) -> Vec<[u8; 3]> {
                 .map(|t| t.parse::<f64>())
                 .collect::<Result<_, _>>()
                 .ok()?;
-            (v.len() == 3).then(|| v.map_to_u8())
+            (v.len() == 3).then(|| to_u8(&v))
         })
         .collect();
     assert_eq!(values.len(), count, "transicc said: {text}");
     values
 }
 
-trait ToU8 {
-    fn map_to_u8(self) -> [u8; 3];
-}
-
-impl ToU8 for Vec<f64> {
-    fn map_to_u8(self) -> [u8; 3] {
-        [0, 1, 2].map(|i| self[i].round().clamp(0.0, 255.0) as u8)
-    }
+/// A Little CMS value (unbounded, fractional) as an 8-bit sample.
+fn to_u8(v: &[f64]) -> [u8; 3] {
+    [0, 1, 2].map(|i| v[i].round().clamp(0.0, 255.0) as u8)
 }
 
 /// RGB pixels of the patches in a row, each SIDE×SIDE.
