@@ -128,8 +128,8 @@ fn probe_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, Imaging
             has_alpha: layout.has_alpha,
         });
     }
-    if let Some(frame) = jpeg_decode::special(bytes)? {
-        let (width, height) = special_jpeg_size(bytes, &frame, limits)?;
+    if let Some(special) = jpeg_decode::special(bytes)? {
+        let (width, height) = special_jpeg_size(bytes, &special.frame, limits)?;
         return Ok(Probe {
             format: Format::Jpeg,
             width,
@@ -275,13 +275,14 @@ fn decode_for_unguarded(
             profile: SourceProfile::srgb(),
         });
     }
-    if let Some(frame) = jpeg_decode::special(bytes)? {
-        let full_size = special_jpeg_size(bytes, &frame, limits)?;
+    if let Some(special) = jpeg_decode::special(bytes)? {
+        let frame = &special.frame;
+        let full_size = special_jpeg_size(bytes, frame, limits)?;
         let divisor = match frame.lossless() {
             false => shrink::divisor_for(full_size.0, full_size.1, spec).unwrap_or(1),
             true => 1,
         };
-        let mut image = jpeg_decode::decode(bytes, &frame, divisor)?;
+        let mut image = jpeg_decode::decode(bytes, &special, divisor)?;
         image.apply_orientation(orientation_of(bytes));
         return Ok(Decoded {
             format: Format::Jpeg,

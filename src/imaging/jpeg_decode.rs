@@ -18,9 +18,17 @@ use super::jpeg::{self, Frame};
 use super::libjpeg::{self, Failure};
 use super::ImagingError;
 
-/// The frame of a JPEG that needs one of the paths here; `None` for the ordinary path
-/// (or bytes that are not a JPEG with a frame header, which that path reports).
-pub fn special(bytes: &[u8]) -> Result<Option<Frame>, ImagingError> {
+/// A JPEG that needs one of the paths here: its frame, and its CMYK profile when it is
+/// a CMYK file converted through one (found once, used by [`decode`]).
+pub struct Special {
+    pub frame: Frame,
+    cmyk_icc: Option<Vec<u8>>,
+}
+
+/// The JPEGs that need one of the paths here; `None` for the ordinary path (or bytes
+/// that are not a JPEG with a frame header, which that path reports).
+pub fn special(bytes: &[u8]) -> Result<Option<Special>, ImagingError> {
+    let found = |frame: Frame, cmyk_icc| Ok(Some(Special { frame, cmyk_icc }));
     let Some(frame) = jpeg::frame(bytes) else {
         return Ok(None);
     };
@@ -36,22 +44,26 @@ pub fn special(bytes: &[u8]) -> Result<Option<Frame>, ImagingError> {
     if frame.lossless() {
         return match frame.arithmetic() {
             true => unsupported("arithmetic-coded lossless"),
-            false => Ok(Some(frame)),
+            false => found(frame, None),
         };
     }
     if frame.precision != 8 {
         return unsupported(&format!("{}-bit", frame.precision));
     }
     if jpeg::has_end_of_image(bytes) {
-        let needs_libjpeg = frame.arithmetic() || cmyk_profile(bytes, &frame).is_some();
-        return Ok(needs_libjpeg.then_some(frame));
+        let cmyk_icc = cmyk_profile(bytes, &frame);
+        if frame.arithmetic() || cmyk_icc.is_some() {
+            return found(frame, cmyk_icc);
+        }
+        return Ok(None);
     }
     // libjpeg's arithmetic decoder fills missing data with zeros without a warning, so an
     // unterminated arithmetic file cannot be told complete.
     if frame.arithmetic() || !jpeg::scans_complete(bytes, &frame) {
         return Err(truncated());
     }
-    Ok(Some(frame))
+    let cmyk_icc = cmyk_profile(bytes, &frame);
+    found(frame, cmyk_icc)
 }
 
 /// The CMYK profile of a four-component JPEG, if it has one.
@@ -68,7 +80,8 @@ fn truncated() -> ImagingError {
 
 /// Decode a JPEG that [`special`] picked, at 1/`divisor` (libjpeg paths; lossless files
 /// are always whole), in its stored orientation.
-pub fn decode(bytes: &[u8], frame: &Frame, divisor: u32) -> Result<DynamicImage, ImagingError> {
+pub fn decode(bytes: &[u8], special: &Special, divisor: u32) -> Result<DynamicImage, ImagingError> {
+    let frame = &special.frame;
     if frame.lossless() {
         return lossless(bytes, frame);
     }
@@ -76,9 +89,9 @@ pub fn decode(bytes: &[u8], frame: &Frame, divisor: u32) -> Result<DynamicImage,
         Failure::Unsupported(what) => ImagingError::Unsupported(format!("{what} is not supported")),
         Failure::Corrupt => ImagingError::Corrupt("libjpeg could not decode the JPEG".into()),
     };
-    if let Some(icc) = cmyk_profile(bytes, frame) {
+    if let Some(icc) = &special.cmyk_icc {
         let (w, h, inks) = libjpeg::decode_inks(bytes, divisor).map_err(failed)?;
-        let rgb = colour::cmyk_to_srgb(w, h, &inks, &icc)
+        let rgb = colour::cmyk_to_srgb(w, h, &inks, icc)
             .ok_or_else(|| ImagingError::Corrupt("the CMYK profile cannot convert".into()))?;
         return Ok(DynamicImage::ImageRgb8(rgb));
     }
