@@ -1,6 +1,6 @@
-//! Animated GIF and WebP: every frame (and its timing) goes through the same transforms
-//! when the output can animate (gif, webp). Frames are decoded full-canvas (the decoders
-//! apply disposal and blending), so each is an ordinary image to the pipeline.
+//! Animated GIF, WebP and AVIF: every frame (and its timing) goes through the same
+//! transforms when the output can animate (gif, webp). Frames are decoded full-canvas (the
+//! decoders apply disposal and blending), so each is an ordinary image to the pipeline.
 
 use std::io::Cursor;
 
@@ -8,12 +8,20 @@ use image::codecs::gif::{GifDecoder, GifEncoder, Repeat};
 use image::codecs::webp::WebPDecoder;
 use image::{AnimationDecoder, Delay, DynamicImage, Frame, Frames, ImageDecoder, RgbaImage};
 
-use super::{DecodeLimits, Format, ImagingError};
+use super::colour::SourceProfile;
+use super::{avif, DecodeLimits, Format, ImagingError};
 
 /// Most frames one animation may have.
 pub const MAX_FRAMES: usize = 1000;
 /// GIF's minimum practical delay; browsers turn 0–10 ms into ~100 ms anyway.
 const MIN_DELAY_MS: u32 = 20;
+
+/// A decoded animation: its frames and the colour space they are in.
+pub struct Animation {
+    pub format: Format,
+    pub frames: Vec<AnimatedFrame>,
+    pub profile: SourceProfile,
+}
 
 /// One decoded frame and how long it shows.
 pub struct AnimatedFrame {
@@ -21,13 +29,21 @@ pub struct AnimatedFrame {
     pub delay_ms: u32,
 }
 
-/// The frames of a GIF (any number) or an animated WebP; `None` for anything else, which
-/// the caller decodes as a still image. Canvas size, frame count and total pixels
-/// (canvas × frames) are bounded before and while frames are decoded.
+/// The frames of a GIF (any number), an animated WebP or an animated AVIF; `None` for
+/// anything else, which the caller decodes as a still image. Canvas size, frame count and
+/// total pixels (canvas × frames) are bounded before and while frames are decoded.
 pub fn decode_frames(
     bytes: &[u8],
     limits: &DecodeLimits,
-) -> Result<Option<(Format, Vec<AnimatedFrame>)>, ImagingError> {
+) -> Result<Option<Animation>, ImagingError> {
+    if avif::looks_like_avif(bytes) {
+        let animation = avif::decode_frames(bytes, limits)?;
+        return Ok(animation.map(|(frames, profile)| Animation {
+            format: Format::Avif,
+            frames,
+            profile,
+        }));
+    }
     let decoder_limits = || {
         let mut l = image::Limits::default();
         l.max_alloc = Some(limits.max_alloc);
@@ -67,7 +83,11 @@ pub fn decode_frames(
         }
         out.push(AnimatedFrame { image, delay_ms });
     }
-    Ok(Some((format, out)))
+    Ok(Some(Animation {
+        format,
+        frames: out,
+        profile: SourceProfile::srgb(),
+    }))
 }
 
 fn check_canvas((w, h): (u32, u32), limits: &DecodeLimits) -> Result<(), ImagingError> {
@@ -133,6 +153,7 @@ pub fn encode_frames(
                 .try_encode()
                 .map_err(|e| ImagingError::Encode(format!("animated WebP: {e:?}")))?;
             out = encoded.to_vec();
+            end_last_frame_at(&mut out, timestamp);
         }
         other => {
             return Err(ImagingError::Encode(format!(
@@ -142,6 +163,33 @@ pub fn encode_frames(
         }
     }
     Ok(out)
+}
+
+/// Give the last frame of an animated WebP the duration that ends the animation at `end`
+/// ms. The `webp` crate closes the animation at timestamp 0, so libwebp gives the last
+/// frame the one before it's duration; this sets its `ANMF` duration to what is left
+/// after the frames before it (libwebp may have merged identical frames, so their
+/// durations are read back rather than assumed).
+fn end_last_frame_at(webp: &mut [u8], end: i32) {
+    let mut at = 12; // "RIFF", size, "WEBP"
+    let (mut before_last, mut last) = (0u32, None::<(usize, u32)>);
+    while let Some(header) = webp.get(at..at + 8) {
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        // An ANMF payload: x, y, width - 1, height - 1, then the 24-bit duration.
+        if &header[..4] == b"ANMF" {
+            if let Some(d) = webp.get(at + 20..at + 23) {
+                before_last += last.map_or(0, |(_, duration)| duration);
+                last = Some((at + 20, u32::from_le_bytes([d[0], d[1], d[2], 0])));
+            }
+        }
+        at = at.saturating_add(8 + size + size % 2);
+    }
+    let Some((field, _)) = last else {
+        return;
+    };
+    let remaining = u32::try_from(end).unwrap_or(0).saturating_sub(before_last);
+    let duration = remaining.min(0xff_ffff).to_le_bytes();
+    webp[field..field + 3].copy_from_slice(&duration[..3]);
 }
 
 fn corrupt(e: image::ImageError) -> ImagingError {

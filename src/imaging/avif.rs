@@ -1,30 +1,31 @@
-//! AVIF input: the HEIF container read with `mp4parse` (Mozilla's, as Firefox uses), the
-//! AV1 images decoded with `rav1d` (a Rust port of dav1d, built without its assembly so
-//! the Rust toolchain alone builds it), one thread, in a forked child of the caller (the
-//! work pool's thread): see `decode_av1` for why.
+//! AVIF input: the HEIF container read with `mp4parse` (Mozilla's, as Firefox uses); the
+//! AV1 pictures inside decoded by `av1`.
 //!
-//! The primary image and its alpha auxiliary image are decoded; YUV becomes RGB by the
-//! picture's own matrix and range (8 bits stay 8, 10 and 12 become 16); premultiplied
-//! alpha is undone; `irot` then `imir` turn the result upright. The colour comes from the
-//! `colr` ICC profile, else the `nclx` box, else the AV1 sequence header.
+//! A still AVIF is its primary image and that image's alpha auxiliary image; premultiplied
+//! alpha is undone; `irot` then `imir` turn the result upright. An animated AVIF (an
+//! `avis` image sequence) is its first picture track, every sample decoded in order with
+//! one decoder (inter frames need the frames before them), and the alpha track that refers
+//! to it (`auxl`), when there is one; its frames go to animated outputs, and its still
+//! image is the primary item, or the first frame when the file has none. The colour comes
+//! from the `colr` ICC profile, else the `nclx` box, else the AV1 sequence header.
 //!
-//! Not read: image grids (tiled AVIFs), and sequences without a still primary image.
+//! Not read: image grids (tiled AVIFs), and the track matrix of a sequence (no encoder
+//! writes one but the identity).
 
 use std::io::Cursor;
-use std::ptr::NonNull;
+use std::ops::Range;
 
-use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
-use mp4parse::{AvifContext, ImageMirror, ImageRotation, ParseStrictness};
-use rav1d::include::dav1d::data::Dav1dData;
-use rav1d::include::dav1d::dav1d::{Dav1dContext, Dav1dSettings};
-use rav1d::include::dav1d::headers::{
-    Dav1dSequenceHeader, DAV1D_PIXEL_LAYOUT_I400, DAV1D_PIXEL_LAYOUT_I420, DAV1D_PIXEL_LAYOUT_I422,
+use image::DynamicImage;
+use mp4parse::unstable::create_sample_table;
+use mp4parse::{
+    AvifContext, ImageMirror, ImageRotation, ParseStrictness, SampleEntry, Track, TrackType,
+    VideoCodecSpecific,
 };
-use rav1d::include::dav1d::picture::Dav1dPicture;
-use rav1d::src::lib as dav1d;
 
+use super::animation::{AnimatedFrame, MAX_FRAMES};
+use super::av1::{self, Planes};
 use super::colour::{self, SourceProfile};
-use super::ImagingError;
+use super::{DecodeLimits, ImagingError};
 
 /// Whether the bytes are an AVIF (an `ftyp` box naming the `avif` or `avis` brand).
 pub fn looks_like_avif(bytes: &[u8]) -> bool {
@@ -60,16 +61,32 @@ fn corrupt(what: &str) -> ImagingError {
     ImagingError::Corrupt(format!("the AVIF is malformed: {what}"))
 }
 
-fn parse(bytes: &[u8]) -> Result<(AvifContext, Vec<u8>), ImagingError> {
-    let context = mp4parse::read_avif(&mut Cursor::new(bytes), ParseStrictness::Normal)
-        .map_err(|e| corrupt(&format!("{e:?}")))?;
-    let primary = context
-        .primary_item_coded_data()
-        .ok_or_else(|| {
-            unsupported("an AVIF without a still primary image (a grid or a sequence only)")
-        })?
-        .to_vec();
-    Ok((context, primary))
+/// The file's still image: its primary item, or the first frame of its sequence.
+enum Still {
+    Item {
+        context: Box<AvifContext>,
+        primary: Vec<u8>,
+    },
+    FirstFrame(Sequence),
+}
+
+fn parse(bytes: &[u8]) -> Result<Still, ImagingError> {
+    let parsed = mp4parse::read_avif(&mut Cursor::new(bytes), ParseStrictness::Normal);
+    if let Ok(context) = &parsed {
+        if let Some(primary) = context.primary_item_coded_data() {
+            let primary = primary.to_vec();
+            let context = Box::new(parsed.expect("checked just above"));
+            return Ok(Still::Item { context, primary });
+        }
+    }
+    let icc = parsed.as_ref().ok().and_then(icc_of);
+    if let Some(sequence) = Sequence::read(bytes, icc)? {
+        return Ok(Still::FirstFrame(sequence));
+    }
+    match parsed {
+        Ok(_) => Err(unsupported("an AVIF whose image is a grid of tiles")),
+        Err(e) => Err(corrupt(&format!("{e:?}"))),
+    }
 }
 
 /// Quarter turns clockwise that `irot` asks for (it counts anticlockwise).
@@ -84,58 +101,47 @@ fn turns(context: &AvifContext) -> u8 {
 
 /// Read the header, without decoding pixels.
 pub fn header(bytes: &[u8]) -> Result<Header, ImagingError> {
-    let (context, primary) = parse(bytes)?;
-    let (w, h) = coded_size(&primary)?;
-    let (width, height) = if turns(&context) % 2 == 1 {
-        (h, w)
-    } else {
-        (w, h)
-    };
-    Ok(Header {
-        width,
-        height,
-        has_alpha: context.alpha_item_coded_data().is_some(),
-    })
-}
-
-/// The coded size from the AV1 sequence header (parsed in a child too: see [`isolated`]).
-fn coded_size(obus: &[u8]) -> Result<(u32, u32), ImagingError> {
-    let answer = isolated(|| {
-        // SAFETY: the header is plain C data, all-zero is a valid value to be overwritten.
-        let mut header: Dav1dSequenceHeader = unsafe { std::mem::zeroed() };
-        // SAFETY: both pointers are valid for the call; rav1d only reads `obus`.
-        let result = unsafe {
-            dav1d::dav1d_parse_sequence_header(
-                Some(NonNull::from(&mut header)),
-                NonNull::new(obus.as_ptr().cast_mut()),
-                obus.len(),
-            )
-        };
-        let (w, h) = (header.max_width, header.max_height);
-        (result.0 == 0 && w > 0 && h > 0)
-            .then(|| [w as u32, h as u32].map(u32::to_le_bytes).concat())
-    });
-    match answer.as_deref() {
-        Some([a, b, c, d, e, f, g, h]) => Ok((
-            u32::from_le_bytes([*a, *b, *c, *d]),
-            u32::from_le_bytes([*e, *f, *g, *h]),
-        )),
-        _ => Err(corrupt("no AV1 sequence header")),
+    match parse(bytes)? {
+        Still::Item { context, primary } => {
+            let (w, h) = av1::coded_size(&primary)?;
+            let (width, height) = if turns(&context) % 2 == 1 {
+                (h, w)
+            } else {
+                (w, h)
+            };
+            Ok(Header {
+                width,
+                height,
+                has_alpha: context.alpha_item_coded_data().is_some(),
+            })
+        }
+        Still::FirstFrame(sequence) => Ok(Header {
+            width: sequence.width,
+            height: sequence.height,
+            has_alpha: sequence.alpha.is_some(),
+        }),
     }
 }
 
-/// Decode the primary image (and its alpha) upright, with the profile its pixels are in.
+/// Decode the still image (and its alpha) upright, with the profile its pixels are in.
 /// `max_pixels` bounds every frame rav1d allocates.
 pub fn decode(
     bytes: &[u8],
     max_pixels: u64,
 ) -> Result<(DynamicImage, SourceProfile), ImagingError> {
-    let (context, primary) = parse(bytes)?;
-    let colour = decode_av1(&primary, max_pixels)?;
+    let (context, primary) = match parse(bytes)? {
+        Still::Item { context, primary } => (context, primary),
+        Still::FirstFrame(sequence) => {
+            let (mut first, profile) = sequence.decode(bytes, 1)?;
+            let image = first.pop().ok_or_else(|| corrupt("no frames"))?;
+            return Ok((image, profile));
+        }
+    };
+    let colour = first_picture(&primary, max_pixels)?;
     let mut image = colour.to_rgb()?;
     if let Some(alpha_obus) = context.alpha_item_coded_data() {
-        let alpha = decode_av1(alpha_obus, max_pixels)?;
-        image = with_alpha(image, &alpha, context.premultiplied_alpha)?;
+        let alpha = first_picture(alpha_obus, max_pixels)?;
+        image = av1::with_alpha(image, &alpha, context.premultiplied_alpha)?;
     }
     image = match turns(&context) {
         1 => image.rotate90(),
@@ -154,14 +160,26 @@ pub fn decode(
             ImageMirror::LeftRight => image.fliph(),
         };
     }
-    let profile = match context.icc_colour_information() {
-        Some(Ok(icc)) => SourceProfile::icc(icc.to_vec()),
-        _ => {
-            let cicp = nclx(bytes).unwrap_or([colour.primaries, colour.transfer, 0, 1]);
+    Ok((image, profile(icc_of(&context), bytes, &colour)))
+}
+
+fn first_picture(obus: &[u8], max_pixels: u64) -> Result<Planes, ImagingError> {
+    av1::decode(&[obus], max_pixels)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| corrupt("no picture"))
+}
+
+/// The profile of the pixels: the `colr` ICC profile, else the `nclx` box, else the
+/// AV1 sequence header's colour description.
+fn profile(icc: Option<Vec<u8>>, bytes: &[u8], picture: &Planes) -> SourceProfile {
+    match icc {
+        Some(icc) => SourceProfile::icc(icc),
+        None => {
+            let cicp = nclx(bytes).unwrap_or([picture.primaries, picture.transfer, 0, 1]);
             colour::from_cicp([cicp[0], cicp[1], 0, 1]).unwrap_or_default()
         }
-    };
-    Ok((image, profile))
+    }
 }
 
 /// The `nclx` colour box's primaries, transfer, matrix and range, found by its bytes
@@ -178,438 +196,190 @@ fn nclx(bytes: &[u8]) -> Option<[u8; 4]> {
     ])
 }
 
-/// One decoded AV1 frame: its planes copied out of rav1d's buffers.
-struct Planes {
-    width: usize,
-    height: usize,
-    bits: u32,
-    /// Chroma subsampling shifts (x, y); `None` for monochrome.
-    chroma: Option<(usize, usize)>,
-    /// Y, U, V samples, row-major, each plane `width >> sx` wide.
-    planes: [Vec<u16>; 3],
-    matrix: u8,
-    full_range: bool,
-    primaries: u8,
-    transfer: u8,
-}
-
-/// Decode AV1 data in a forked child process (see [`isolated`]).
-fn decode_av1(obus: &[u8], max_pixels: u64) -> Result<Planes, ImagingError> {
-    let answer = isolated(|| {
-        let planes = Decoder::open(max_pixels).and_then(|decoder| decoder.decode(obus));
-        planes.ok().map(|p| p.to_bytes())
-    });
-    answer
-        .and_then(|bytes| Planes::from_bytes(&bytes))
-        .ok_or_else(|| corrupt("the AV1 data does not decode"))
-}
-
-/// Run `work` in a forked child process and return the bytes it makes, or `None` when it
-/// fails or dies. rav1d's only public API is `extern "C"`, and a panic inside it (it has
-/// `unwrap`s that malformed data reaches) cannot unwind out: it aborts the process. In a
-/// child that costs only the child. The child runs nothing but `work` (rav1d with one
-/// thread starts no threads) and the write to its pipe, then `_exit`s without running
-/// destructors, as a forked child of a threaded process must.
-fn isolated(work: impl FnOnce() -> Option<Vec<u8>>) -> Option<Vec<u8>> {
-    use std::io::{Read, Write};
-    use std::os::fd::FromRawFd;
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe() writes.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    let [read_end, write_end] = fds;
-    // SAFETY: see above; the parent goes on as before.
-    match unsafe { libc::fork() } {
-        -1 => {
-            // SAFETY: both descriptors are ours and open.
-            unsafe {
-                libc::close(read_end);
-                libc::close(write_end);
-            }
-            None
-        }
-        0 => {
-            // A panic here aborts the child; the parent reports the file, so stay quiet.
-            std::panic::set_hook(Box::new(|_| {}));
-            // SAFETY: the child owns its copy of the write end.
-            let mut out = unsafe { std::fs::File::from_raw_fd(write_end) };
-            let status = match work() {
-                Some(bytes) => i32::from(out.write_all(&bytes).is_err()),
-                None => 2,
-            };
-            // SAFETY: ends the child at once.
-            unsafe { libc::_exit(status) }
-        }
-        child => {
-            // SAFETY: the write end is the child's now; the read end is the parent's.
-            unsafe { libc::close(write_end) };
-            let mut input = unsafe { std::fs::File::from_raw_fd(read_end) };
-            let mut bytes = Vec::new();
-            let read = input.read_to_end(&mut bytes);
-            let mut status = 0;
-            // SAFETY: waits for our own child, so it leaves no zombie.
-            unsafe { libc::waitpid(child, &mut status, 0) };
-            let clean = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-            (read.is_ok() && clean).then_some(bytes)
-        }
-    }
-}
-
-/// A rav1d context, closed on drop.
-struct Decoder(Option<Dav1dContext>);
-
-impl Decoder {
-    fn open(max_pixels: u64) -> Result<Self, ImagingError> {
-        let mut settings = std::mem::MaybeUninit::<Dav1dSettings>::uninit();
-        // SAFETY: dav1d_default_settings initialises every field.
-        let mut settings = unsafe {
-            dav1d::dav1d_default_settings(NonNull::from(&mut settings).cast());
-            settings.assume_init()
-        };
-        settings.n_threads = 1;
-        settings.max_frame_delay = 1;
-        settings.frame_size_limit = u32::try_from(max_pixels).unwrap_or(u32::MAX);
-        let mut context: Option<Dav1dContext> = None;
-        // SAFETY: both pointers are valid for the call.
-        let result = unsafe {
-            dav1d::dav1d_open(
-                Some(NonNull::from(&mut context)),
-                Some(NonNull::from(&mut settings)),
-            )
-        };
-        match (result.0, context) {
-            (0, Some(c)) => Ok(Decoder(Some(c))),
-            _ => Err(ImagingError::Corrupt(
-                "the AV1 decoder could not start".into(),
-            )),
-        }
-    }
-
-    fn decode(&self, obus: &[u8]) -> Result<Planes, ImagingError> {
-        const EAGAIN: i32 = -11;
-        // SAFETY: zeroed Dav1dData is the empty value rav1d expects to fill.
-        let mut data: Dav1dData = unsafe { std::mem::zeroed() };
-        // SAFETY: rav1d allocates `obus.len()` bytes for `data` and returns them.
-        let buffer =
-            unsafe { dav1d::dav1d_data_create(Some(NonNull::from(&mut data)), obus.len()) };
-        if buffer.is_null() {
-            return Err(corrupt("no room for the AV1 data"));
-        }
-        // SAFETY: `buffer` holds `obus.len()` writable bytes.
-        unsafe { std::ptr::copy_nonoverlapping(obus.as_ptr(), buffer, obus.len()) };
-        let mut picture = Dav1dPicture::default();
-        loop {
-            if data.sz > 0 {
-                // SAFETY: the context is open and `data` is rav1d's own.
-                let sent =
-                    unsafe { dav1d::dav1d_send_data(self.0, Some(NonNull::from(&mut data))) };
-                if sent.0 != 0 && sent.0 != EAGAIN {
-                    // SAFETY: releases what rav1d holds for `data`.
-                    unsafe { dav1d::dav1d_data_unref(Some(NonNull::from(&mut data))) };
-                    return Err(corrupt("the AV1 data does not decode"));
-                }
-            }
-            // SAFETY: as above; `picture` receives a reference rav1d counts.
-            let got =
-                unsafe { dav1d::dav1d_get_picture(self.0, Some(NonNull::from(&mut picture))) };
-            if got.0 == 0 {
-                break;
-            }
-            if got.0 != EAGAIN || data.sz == 0 {
-                // SAFETY: releases what rav1d holds for `data`.
-                unsafe { dav1d::dav1d_data_unref(Some(NonNull::from(&mut data))) };
-                return Err(corrupt("the AV1 data holds no picture"));
-            }
-        }
-        // SAFETY: releases whatever of `data` is left.
-        unsafe { dav1d::dav1d_data_unref(Some(NonNull::from(&mut data))) };
-        let planes = copy_planes(&picture);
-        // SAFETY: the picture came from dav1d_get_picture and is released once.
-        unsafe { dav1d::dav1d_picture_unref(Some(NonNull::from(&mut picture))) };
-        planes
-    }
-}
-
-impl Drop for Decoder {
-    fn drop(&mut self) {
-        // SAFETY: the context was opened by dav1d_open and is closed once.
-        unsafe { dav1d::dav1d_close(Some(NonNull::from(&mut self.0))) };
-    }
-}
-
-fn copy_planes(picture: &Dav1dPicture) -> Result<Planes, ImagingError> {
-    let (width, height) = (picture.p.w as usize, picture.p.h as usize);
-    let bits = picture.p.bpc as u32;
-    if width == 0 || height == 0 || !matches!(bits, 8 | 10 | 12) {
-        return Err(corrupt("an AV1 picture of no size or an unknown depth"));
-    }
-    let chroma = match picture.p.layout {
-        DAV1D_PIXEL_LAYOUT_I400 => None,
-        DAV1D_PIXEL_LAYOUT_I420 => Some((1, 1)),
-        DAV1D_PIXEL_LAYOUT_I422 => Some((1, 0)),
-        _ => Some((0, 0)),
+/// The frames of an animated AVIF (an image sequence of two or more samples), upright
+/// RGBA with their display times, and the profile they are in; `None` for a still AVIF.
+/// Frame count and all frames' pixels are bounded before anything is decoded.
+pub fn decode_frames(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Option<(Vec<AnimatedFrame>, SourceProfile)>, ImagingError> {
+    let Some(sequence) = Sequence::read(bytes, primary_icc(bytes))? else {
+        return Ok(None);
     };
-    // SAFETY: a decoded picture always has its sequence header.
-    let sequence = picture.seq_hdr.map(|s| unsafe { s.as_ref() });
-    let (matrix, full_range, primaries, transfer) = sequence.map_or((1, false, 1, 13), |s| {
-        (s.mtrx as u8, s.color_range != 0, s.pri as u8, s.trc as u8)
-    });
-    let copy =
-        |index: usize, w: usize, h: usize, stride: isize| -> Result<Vec<u16>, ImagingError> {
-            let base = picture.data[index]
-                .ok_or_else(|| corrupt("a missing plane"))?
-                .as_ptr() as *const u8;
-            let mut out = Vec::with_capacity(w * h);
-            for y in 0..h {
-                // SAFETY: rav1d's planes hold `h` rows of `stride` bytes with `w` samples each.
-                unsafe {
-                    let row = base.offset(y as isize * stride);
-                    if bits == 8 {
-                        out.extend(
-                            std::slice::from_raw_parts(row, w)
-                                .iter()
-                                .map(|&v| u16::from(v)),
-                        );
-                    } else {
-                        out.extend_from_slice(std::slice::from_raw_parts(row.cast::<u16>(), w));
-                    }
-                }
-            }
-            Ok(out)
-        };
-    let y = copy(0, width, height, picture.stride[0])?;
-    let (u, v) = match chroma {
-        Some((sx, sy)) => {
-            let (cw, ch) = ((width + sx) >> sx, (height + sy) >> sy);
-            (
-                copy(1, cw, ch, picture.stride[1])?,
-                copy(2, cw, ch, picture.stride[1])?,
-            )
-        }
-        None => (Vec::new(), Vec::new()),
-    };
-    Ok(Planes {
-        width,
-        height,
-        bits,
-        chroma,
-        planes: [y, u, v],
-        matrix,
-        full_range,
-        primaries,
-        transfer,
-    })
+    let count = sequence.colour.ranges.len();
+    if count < 2 {
+        return Ok(None);
+    }
+    let pixels = u64::from(sequence.width) * u64::from(sequence.height) * count as u64;
+    if count > MAX_FRAMES || pixels > limits.max_pixels {
+        return Err(ImagingError::TooManyPixels(format!(
+            "the animation has more than {MAX_FRAMES} frames or {} pixels in all",
+            limits.max_pixels
+        )));
+    }
+    let (images, profile) = sequence.decode(bytes, count)?;
+    let delays = &sequence.colour.delays_ms;
+    let frames = images
+        .into_iter()
+        .enumerate()
+        .map(|(i, image)| AnimatedFrame {
+            image: image.into_rgba8(),
+            delay_ms: delays.get(i).copied().unwrap_or(100),
+        })
+        .collect();
+    Ok(Some((frames, profile)))
 }
 
-impl Planes {
-    /// The planes as bytes for the pipe from the decoding child: eight header numbers,
-    /// then each plane's length and samples (little-endian u16).
-    fn to_bytes(&self) -> Vec<u8> {
-        let chroma = match self.chroma {
-            None => 0,
-            Some((sx, sy)) => 1 + sx as u32 + 2 * sy as u32,
-        };
-        let header = [
-            self.width as u32,
-            self.height as u32,
-            self.bits,
-            chroma,
-            u32::from(self.matrix),
-            u32::from(self.full_range),
-            u32::from(self.primaries),
-            u32::from(self.transfer),
-        ];
-        let mut out: Vec<u8> = header.iter().flat_map(|v| v.to_le_bytes()).collect();
-        for plane in &self.planes {
-            out.extend_from_slice(&(plane.len() as u64).to_le_bytes());
-            out.extend(plane.iter().flat_map(|v| v.to_le_bytes()));
-        }
-        out
-    }
+/// The ICC profile of the file's primary image, if it has both.
+fn primary_icc(bytes: &[u8]) -> Option<Vec<u8>> {
+    let context = mp4parse::read_avif(&mut Cursor::new(bytes), ParseStrictness::Normal).ok()?;
+    icc_of(&context)
+}
 
-    fn from_bytes(bytes: &[u8]) -> Option<Planes> {
-        let u32_at = |i: usize| -> Option<u32> {
-            Some(u32::from_le_bytes(
-                bytes.get(4 * i..4 * i + 4)?.try_into().ok()?,
-            ))
-        };
-        let header: Vec<u32> = (0..8).map(u32_at).collect::<Option<_>>()?;
-        let mut at = 32;
-        let mut planes: [Vec<u16>; 3] = Default::default();
-        for plane in &mut planes {
-            let len = u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?) as usize;
-            at += 8;
-            let data = bytes.get(at..at.checked_add(len.checked_mul(2)?)?)?;
-            *plane = data
-                .chunks_exact(2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                .collect();
-            at += 2 * len;
+fn icc_of(context: &AvifContext) -> Option<Vec<u8>> {
+    match context.icc_colour_information() {
+        Some(Ok(icc)) => Some(icc.to_vec()),
+        _ => None,
+    }
+}
+
+/// An image sequence: its picture track, the alpha track that refers to it, the size
+/// its sequence header gives, and the ICC profile the file gives its primary image.
+struct Sequence {
+    colour: TrackSamples,
+    alpha: Option<TrackSamples>,
+    width: u32,
+    height: u32,
+    icc: Option<Vec<u8>>,
+}
+
+/// Where a track's AV1 samples lie in the file, in decode order, how long each shows,
+/// and the track's `av1C` config OBUs (its sequence header).
+struct TrackSamples {
+    ranges: Vec<Range<usize>>,
+    delays_ms: Vec<u32>,
+    config: Vec<u8>,
+}
+
+impl Sequence {
+    /// The file's sequence, `None` when it has no AV1 picture track.
+    fn read(bytes: &[u8], icc: Option<Vec<u8>>) -> Result<Option<Sequence>, ImagingError> {
+        if memchr::memmem::find(bytes, b"moov").is_none() {
+            return Ok(None);
         }
-        let chroma = match header[3] {
-            0 => None,
-            c => Some((((c - 1) & 1) as usize, ((c - 1) >> 1) as usize)),
+        let Ok(movie) = mp4parse::read_mp4(&mut Cursor::new(bytes)) else {
+            return Ok(None);
         };
-        let (width, height) = (header[0] as usize, header[1] as usize);
-        (planes[0].len() == width * height).then_some(Planes {
+        let is_picture = |t: &&Track| matches!(t.track_type, TrackType::Picture | TrackType::Video);
+        let Some(track) = movie.tracks.iter().find(is_picture) else {
+            return Ok(None);
+        };
+        let Some(colour) = TrackSamples::read(track, bytes.len()) else {
+            return Ok(None);
+        };
+        let alpha = track.track_id.and_then(|id| {
+            movie
+                .tracks
+                .iter()
+                .filter(|t| matches!(t.track_type, TrackType::AuxiliaryVideo))
+                .find(|t| t.tref.as_ref().is_some_and(|r| r.has_auxl_reference(id)))
+                .and_then(|t| TrackSamples::read(t, bytes.len()))
+        });
+        let (width, height) = av1::coded_size(&colour.first(bytes))?;
+        Ok(Some(Sequence {
+            colour,
+            alpha,
             width,
             height,
-            bits: header[2],
-            chroma,
-            planes,
-            matrix: header[4] as u8,
-            full_range: header[5] != 0,
-            primaries: header[6] as u8,
-            transfer: header[7] as u8,
-        })
+            icc,
+        }))
     }
 
-    /// Luma as a 0..=1 fraction, with the limited range's foot and head removed.
-    fn luma(&self, v: u16) -> f32 {
-        let max = ((1u32 << self.bits) - 1) as f32;
-        if self.full_range {
-            f32::from(v) / max
-        } else {
-            let scale = (1u32 << (self.bits - 8)) as f32;
-            (f32::from(v) - 16.0 * scale) / (219.0 * scale)
-        }
-    }
-
-    /// Chroma as -0.5..=0.5.
-    fn chroma(&self, v: u16) -> f32 {
-        let scale = (1u32 << (self.bits - 8)) as f32;
-        let max = ((1u32 << self.bits) - 1) as f32;
-        if self.full_range {
-            (f32::from(v) - 128.0 * scale) / max
-        } else {
-            (f32::from(v) - 128.0 * scale) / (224.0 * scale)
-        }
-    }
-
-    fn to_rgb(&self) -> Result<DynamicImage, ImagingError> {
-        let (w, h) = (self.width, self.height);
-        let wide = self.bits > 8;
-        let scale = if wide { 65535.0 } else { 255.0 };
-        let Some((sx, sy)) = self.chroma else {
-            let gray: Vec<u16> = self.planes[0]
-                .iter()
-                .map(|&v| (self.luma(v).clamp(0.0, 1.0) * scale).round() as u16)
-                .collect();
-            return Ok(pack_gray(w, h, gray, wide));
+    /// Decode the first `count` frames, and tell the profile they are in.
+    fn decode(
+        &self,
+        bytes: &[u8],
+        count: usize,
+    ) -> Result<(Vec<DynamicImage>, SourceProfile), ImagingError> {
+        let frame_pixels = u64::from(self.width) * u64::from(self.height);
+        let colour = self.colour.decode(bytes, count, frame_pixels)?;
+        let alpha = match &self.alpha {
+            Some(track) => Some(track.decode(bytes, count, frame_pixels)?),
+            None => None,
         };
-        // Kr and Kb of the matrix (H.273); identity (0) stores G, B, R in Y, U, V.
-        let (kr, kb) = match self.matrix {
-            1 => (0.2126, 0.0722),
-            9 | 10 => (0.2627, 0.0593),
-            4 => (0.30, 0.11),
-            7 => (0.212, 0.087),
-            _ => (0.299, 0.114), // 5, 6 and unspecified: BT.601, as libavif assumes
-        };
-        let kg = 1.0 - kr - kb;
-        let chroma_w = (w + sx) >> sx;
-        let mut rgb = Vec::with_capacity(w * h * 3);
-        for y in 0..h {
-            for x in 0..w {
-                let c = (y >> sy) * chroma_w + (x >> sx);
-                let (luma, cb, cr) = (
-                    self.planes[0][y * w + x],
-                    self.planes[1][c],
-                    self.planes[2][c],
-                );
-                let (r, g, b) = if self.matrix == 0 {
-                    let full = |v: u16| self.luma(v);
-                    (full(cr), full(luma), full(cb))
-                } else {
-                    let (yy, u, v) = (self.luma(luma), self.chroma(cb), self.chroma(cr));
-                    let r = yy + 2.0 * (1.0 - kr) * v;
-                    let b = yy + 2.0 * (1.0 - kb) * u;
-                    (r, (yy - kr * r - kb * b) / kg, b)
-                };
-                rgb.extend([r, g, b].map(|c| (c.clamp(0.0, 1.0) * scale).round() as u16));
+        let mut frames = Vec::with_capacity(colour.len());
+        for (i, picture) in colour.iter().enumerate() {
+            let mut image = picture.to_rgb()?;
+            if let Some(alpha) = alpha.as_ref().and_then(|a| a.get(i)) {
+                image = av1::with_alpha(image, alpha, false)?;
             }
+            frames.push(image);
         }
-        Ok(if wide {
-            DynamicImage::ImageRgb16(
-                ImageBuffer::<Rgb<u16>, _>::from_raw(w as u32, h as u32, rgb)
-                    .ok_or_else(|| corrupt("size"))?,
-            )
-        } else {
-            let bytes = rgb.into_iter().map(|v| v as u8).collect();
-            DynamicImage::ImageRgb8(
-                ImageBuffer::<Rgb<u8>, _>::from_raw(w as u32, h as u32, bytes)
-                    .ok_or_else(|| corrupt("size"))?,
-            )
-        })
+        Ok((frames, profile(self.icc.clone(), bytes, &colour[0])))
     }
 }
 
-fn pack_gray(w: usize, h: usize, gray: Vec<u16>, wide: bool) -> DynamicImage {
-    let (w, h) = (w as u32, h as u32);
-    if wide {
-        DynamicImage::ImageLuma16(
-            ImageBuffer::<Luma<u16>, _>::from_raw(w, h, gray).unwrap_or_default(),
-        )
-    } else {
-        let bytes = gray.into_iter().map(|v| v as u8).collect();
-        DynamicImage::ImageLuma8(
-            ImageBuffer::<Luma<u8>, _>::from_raw(w, h, bytes).unwrap_or_default(),
-        )
+impl TrackSamples {
+    /// `None` when the track is not AV1, has no samples or points outside the file. A
+    /// table of one fixed sample size is refused: AV1 samples differ in size, and without
+    /// their list the table could claim any number of samples.
+    fn read(track: &Track, file_len: usize) -> Option<TrackSamples> {
+        let SampleEntry::Video(entry) = track.stsd.as_ref()?.descriptions.first()? else {
+            return None;
+        };
+        let VideoCodecSpecific::AV1Config(config) = &entry.codec_specific else {
+            return None;
+        };
+        let sizes = track.stsz.as_ref()?;
+        let listed = sizes.sample_sizes.len();
+        if sizes.sample_size != 0 || listed == 0 || listed > MAX_FRAMES {
+            return None;
+        }
+        let table = create_sample_table(track, 0.into())?;
+        let ranges: Vec<Range<usize>> = table
+            .iter()
+            .map(|s| {
+                let start = usize::try_from(s.start_offset.0).ok()?;
+                let end = usize::try_from(s.end_offset.0).ok()?;
+                (start < end && end <= file_len).then_some(start..end)
+            })
+            .collect::<Option<_>>()?;
+        let timescale = track.timescale.map_or(0, |t| t.0);
+        let delays_ms = table
+            .iter()
+            .map(|s| {
+                let ticks = (s.end_composition.0 - s.start_composition.0).max(0) as u64;
+                let ms = ticks
+                    .saturating_mul(1000)
+                    .checked_div(timescale)
+                    .unwrap_or(100);
+                u32::try_from(ms).unwrap_or(u32::MAX)
+            })
+            .collect();
+        (!ranges.is_empty()).then(|| TrackSamples {
+            ranges,
+            delays_ms,
+            config: config.config_obus().to_vec(),
+        })
     }
-}
 
-/// The colour image with the alpha image's luma as its alpha channel (full range by the
-/// AVIF specification), un-premultiplied when the file says the colour is premultiplied.
-fn with_alpha(
-    image: DynamicImage,
-    alpha: &Planes,
-    premultiplied: bool,
-) -> Result<DynamicImage, ImagingError> {
-    if (alpha.width, alpha.height) != (image.width() as usize, image.height() as usize) {
-        return Err(corrupt("the alpha image is not the colour image's size"));
+    /// The first sample with the config OBUs before it (writers may leave the sequence
+    /// header out of the samples themselves; a repeated one is harmless).
+    fn first(&self, bytes: &[u8]) -> Vec<u8> {
+        [&self.config[..], &bytes[self.ranges[0].clone()]].concat()
     }
-    let max = ((1u32 << alpha.bits) - 1) as f32;
-    let fraction: Vec<f32> = alpha.planes[0]
-        .iter()
-        .map(|&v| f32::from(v) / max)
-        .collect();
-    let unmultiply = |c: f32, a: f32| {
-        if premultiplied && a > 0.0 {
-            (c / a).min(1.0)
-        } else {
-            c
-        }
-    };
-    Ok(match image {
-        DynamicImage::ImageRgb8(rgb) => {
-            let mut out = image::RgbaImage::new(rgb.width(), rgb.height());
-            for ((dst, src), &a) in out.pixels_mut().zip(rgb.pixels()).zip(&fraction) {
-                let c = |v: u8| (unmultiply(f32::from(v) / 255.0, a) * 255.0).round() as u8;
-                *dst = Rgba([c(src[0]), c(src[1]), c(src[2]), (a * 255.0).round() as u8]);
-            }
-            DynamicImage::ImageRgba8(out)
-        }
-        DynamicImage::ImageRgb16(rgb) => {
-            let mut out = ImageBuffer::<Rgba<u16>, Vec<u16>>::new(rgb.width(), rgb.height());
-            for ((dst, src), &a) in out.pixels_mut().zip(rgb.pixels()).zip(&fraction) {
-                let c = |v: u16| (unmultiply(f32::from(v) / 65535.0, a) * 65535.0).round() as u16;
-                *dst = Rgba([
-                    c(src[0]),
-                    c(src[1]),
-                    c(src[2]),
-                    (a * 65535.0).round() as u16,
-                ]);
-            }
-            DynamicImage::ImageRgba16(out)
-        }
-        DynamicImage::ImageLuma8(gray) => {
-            let mut out = image::GrayAlphaImage::new(gray.width(), gray.height());
-            for ((dst, src), &a) in out.pixels_mut().zip(gray.pixels()).zip(&fraction) {
-                let c = (unmultiply(f32::from(src[0]) / 255.0, a) * 255.0).round() as u8;
-                *dst = LumaA([c, (a * 255.0).round() as u8]);
-            }
-            DynamicImage::ImageLumaA8(out)
-        }
-        other => DynamicImage::ImageRgba16(other.to_rgba16()),
-    })
+
+    fn decode(
+        &self,
+        bytes: &[u8],
+        count: usize,
+        frame_pixels: u64,
+    ) -> Result<Vec<Planes>, ImagingError> {
+        let first = self.first(bytes);
+        let rest = self.ranges[1..count.min(self.ranges.len())]
+            .iter()
+            .map(|r| &bytes[r.clone()]);
+        let samples: Vec<&[u8]> = std::iter::once(&first[..]).chain(rest).collect();
+        av1::decode(&samples, frame_pixels)
+    }
 }

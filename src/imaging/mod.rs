@@ -3,6 +3,7 @@
 
 mod animation;
 mod ascii;
+mod av1;
 mod avif;
 mod colour;
 mod decode;

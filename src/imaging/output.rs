@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use image::DynamicImage;
 
-use super::animation::{self, AnimatedFrame};
+use super::animation::{self, AnimatedFrame, Animation};
 use super::ascii::{render_ascii, AsciiMode, AsciiOptions};
 use super::colour::SourceProfile;
 use super::encode::{carries_profile, encode_with_profile};
@@ -176,7 +176,8 @@ pub fn render_watermarked(
     };
 
     let started = Instant::now();
-    // GIF and animated WebP sources are read frame by frame when the output can animate.
+    // Animated GIF, WebP and AVIF sources are read frame by frame when the output can
+    // animate.
     let frames = match output {
         Output::Raster(Format::Gif | Format::Webp) => {
             super::decode::guarded(|| animation::decode_frames(bytes, limits))?
@@ -184,22 +185,22 @@ pub fn render_watermarked(
         _ => None,
     };
     let decoded = match frames {
-        Some((source, frames)) if frames.len() > 1 => {
+        Some(animation) if animation.frames.len() > 1 => {
             let decode_seconds = started.elapsed().as_secs_f64();
-            let decoded = (source, frames, decode_seconds);
-            return render_frames(decoded, watermark, limits, spec, output);
+            return render_frames((animation, decode_seconds), watermark, limits, spec, output);
         }
-        Some((_, mut frames)) => {
-            let frame = frames
+        Some(mut animation) => {
+            let frame = animation
+                .frames
                 .pop()
                 .ok_or_else(|| ImagingError::Corrupt("no frames".into()))?;
             let full_size = frame.image.dimensions();
             Decoded {
-                format: Format::Gif,
+                format: animation.format,
                 image: DynamicImage::ImageRgba8(frame.image),
-                lossless: true,
+                lossless: animation.format != Format::Avif,
                 full_size,
-                profile: SourceProfile::srgb(),
+                profile: animation.profile,
             }
         }
         None => decode_for(bytes, limits, &decode_hint)?,
@@ -283,7 +284,7 @@ fn published(
 
 /// Transform every frame the same way and encode them as one animation.
 fn render_frames(
-    (source, frames, decode_seconds): (Format, Vec<AnimatedFrame>, f64),
+    (animation, decode_seconds): (Animation, f64),
     watermark: Option<&[u8]>,
     limits: &DecodeLimits,
     spec: &Spec,
@@ -296,6 +297,11 @@ fn render_frames(
         Some(bytes) => Some(decode_for(bytes, limits, &Spec::default())?.into_srgb()?),
         None => None,
     };
+    let Animation {
+        format: source,
+        frames,
+        profile,
+    } = animation;
     let decoded_pixels = frames
         .iter()
         .map(|f| u64::from(f.image.width()) * u64::from(f.image.height()))
@@ -312,11 +318,11 @@ fn render_frames(
     let transform = |frame: AnimatedFrame| -> Result<(DynamicImage, u32), ImagingError> {
         let full_size = frame.image.dimensions();
         let decoded = Decoded {
-            format: Format::Gif,
+            format: source,
             image: DynamicImage::ImageRgba8(frame.image),
-            lossless: true,
+            lossless: source != Format::Avif,
             full_size,
-            profile: SourceProfile::srgb(),
+            profile: profile.clone(),
         };
         let mut img = apply(decoded, &spec)?;
         if let Some(mark) = &mark {

@@ -3,6 +3,7 @@
 
 mod animation;
 mod ascii;
+mod avif_animation;
 mod avif_input;
 mod beyond;
 mod bulk;
