@@ -222,7 +222,7 @@ fn track(id: u32, alpha_of: Option<u32>, av1c: &[u8], sizes: &[usize], offset: u
 
 /// A whole `avis` file: ftyp, moov, then one mdat holding the colour samples and, after
 /// them, the alpha samples.
-fn sequence(with_alpha: bool) -> Vec<u8> {
+pub(crate) fn sequence(with_alpha: bool) -> Vec<u8> {
     let (colour_planes, alpha_planes) = frame_planes();
     let (colour_config, colour) = encode_stream(&colour_planes, false);
     let alpha = with_alpha.then(|| encode_stream(&alpha_planes, true));

@@ -107,6 +107,10 @@ async fn truncations_and_bit_flips_get_contract_4xx_never_5xx() {
         .map(|name| (name.to_string(), corpus(name)))
         .collect();
     sources.push(("generated.svg".into(), SVG.to_vec()));
+    sources.push((
+        "generated-animated.avif".into(),
+        crate::avif_animation::sequence(true),
+    ));
     let inputs: Vec<(String, Vec<u8>)> = (0..INPUTS)
         .map(|i| {
             let (name, bytes) = &sources[i % sources.len()];
@@ -136,8 +140,10 @@ async fn truncations_and_bit_flips_get_contract_4xx_never_5xx() {
                     if status.is_success() {
                         // Accepted: a render of it must not fail on the server either.
                         let id = body["id"].as_str().unwrap();
+                        // Animations render through their frames.
+                        let ext = if what.contains("animated") { "gif" } else { "png" };
                         let resp = client
-                            .get(format!("{base}/image/{id}/w_48.png"))
+                            .get(format!("{base}/image/{id}/w_48.{ext}"))
                             .send()
                             .await
                             .unwrap_or_else(|e| panic!("{what}: render: no answer: {e}"));
