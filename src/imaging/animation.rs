@@ -70,7 +70,15 @@ pub fn decode_frames(
     let mut out = Vec::new();
     let mut pixels = 0u64;
     for frame in frames {
-        let frame = frame.map_err(corrupt)?;
+        // A frame that does not decode ends the animation where it is, as browsers show
+        // it; only an animation without a single frame is an error.
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) if out.is_empty() || matches!(e, image::ImageError::Limits(_)) => {
+                return Err(corrupt(e))
+            }
+            Err(_) => break,
+        };
         let (num, den) = frame.delay().numer_denom_ms();
         let delay_ms = num.checked_div(den).unwrap_or(0);
         let image = frame.into_buffer();

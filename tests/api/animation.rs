@@ -96,3 +96,39 @@ async fn animations_over_the_pixel_budget_are_refused() {
         StatusCode::OK
     );
 }
+
+/// A GIF whose third frame's data is cut off before the trailer: browsers show the two
+/// frames that decode, and so does progimage (it stored the file, so it must render it).
+#[tokio::test]
+async fn a_gif_damaged_after_its_first_frames_animates_what_decodes() {
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = gif::Encoder::new(&mut bytes, 8, 6, &[0, 0, 0, 255, 255, 255]).unwrap();
+        for (i, colour) in [0u8, 1, 0].into_iter().enumerate() {
+            let mut frame = gif::Frame::from_indexed_pixels(8, 6, vec![colour; 48], None);
+            frame.delay = 10 * (i as u16 + 1);
+            encoder.write_frame(&frame).unwrap();
+        }
+    }
+    // Cut inside the third frame's image data (the two earlier frames are whole).
+    let (whole, _, _) = gif_frames(&bytes);
+    assert_eq!(whole, 3);
+    let third = bytes.len() - 1 - 10; // trailer, then the last frame's data
+    let mut damaged = bytes[..third].to_vec();
+    damaged.extend_from_slice(&[0x99, 0x3b]); // an unknown block, then the trailer
+    let server = TestServer::start().await;
+    let (status, body) = server.upload_bytes(damaged).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap();
+    let resp = server.get(&format!("/image/{id}.gif?flip=h")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let out = resp.bytes().await.unwrap();
+    let (count, delays, size) = gif_frames(&out);
+    assert_eq!(size, (8, 6));
+    assert_eq!(count, 2, "the frames before the damage");
+    assert_eq!(delays, [100, 200]);
+    assert_eq!(
+        server.get(&format!("/image/{id}.webp")).await.status(),
+        StatusCode::OK
+    );
+}
