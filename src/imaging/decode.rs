@@ -156,7 +156,24 @@ fn probe_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, Imaging
 /// A TIFF that `tiff.rs` reads instead of `image`, with its layout.
 fn own_tiff_layout(bytes: &[u8]) -> Option<tiff::Layout> {
     let tiff_magic = bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*");
-    tiff_magic.then(|| tiff::layout(bytes)).flatten()
+    (tiff_magic || is_bigtiff(bytes))
+        .then(|| tiff::layout(bytes))
+        .flatten()
+}
+
+/// BigTIFF (64-bit offsets, for files over 4 GiB and from scanners and microscopes): the
+/// `tiff` crate reads it, but `image` does not sniff its magic.
+fn is_bigtiff(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"II+\0") || bytes.starts_with(b"MM\0+")
+}
+
+/// The format `image` is to decode the bytes as, from their signature.
+fn sniff(bytes: &[u8]) -> Option<image::ImageFormat> {
+    match image::guess_format(bytes) {
+        Ok(format) => Some(format),
+        Err(_) if is_bigtiff(bytes) => Some(image::ImageFormat::Tiff),
+        Err(_) => None,
+    }
 }
 
 /// The upright size of a TIFF read by `tiff.rs`, after the pixel limit check.
@@ -332,7 +349,7 @@ fn open<'a>(
     bytes: &'a [u8],
     limits: &DecodeLimits,
 ) -> Result<(Format, impl ImageDecoder + 'a), ImagingError> {
-    let sniffed = image::guess_format(bytes).map_err(|_| not_an_image())?;
+    let sniffed = sniff(bytes).ok_or_else(not_an_image)?;
     let format = Format::from_image(sniffed).ok_or_else(not_an_image)?;
     let mut reader = ImageReader::new(Cursor::new(bytes));
     reader.set_format(sniffed);

@@ -63,34 +63,39 @@ fn palette_bits<R: std::io::Read + std::io::Seek>(decoder: &mut Decoder<R>) -> O
 }
 
 /// The same TIFF with its first page's photometric interpretation set to gray
-/// (`BlackIsZero`), so a palette image's indices decode as plain samples.
+/// (`BlackIsZero`), so a palette image's indices decode as plain samples. Classic TIFF
+/// has a 4-byte first-IFD offset, 2-byte entry counts and 12-byte entries; BigTIFF
+/// (version 43) 8, 8 and 20, with the value at 12 rather than 8 into an entry.
 fn as_gray(bytes: &[u8]) -> Option<Vec<u8>> {
     let little = bytes.starts_with(b"II");
-    let u16_at = |at: usize| {
-        let b = [*bytes.get(at)?, *bytes.get(at + 1)?];
-        Some(if little {
-            u16::from_le_bytes(b)
-        } else {
-            u16::from_be_bytes(b)
-        })
+    let number = |at: usize, len: usize| -> Option<u64> {
+        let b = bytes.get(at..at.checked_add(len)?)?;
+        let mut v = 0u64;
+        for i in 0..len {
+            let byte = if little { b[len - 1 - i] } else { b[i] };
+            v = (v << 8) | u64::from(byte);
+        }
+        Some(v)
     };
-    let b = bytes.get(4..8)?;
-    let ifd = if little {
-        u32::from_le_bytes(b.try_into().ok()?)
-    } else {
-        u32::from_be_bytes(b.try_into().ok()?)
-    } as usize;
-    let count = usize::from(u16_at(ifd)?);
+    let big = number(2, 2)? == 43;
+    let (offset_at, count_len, entry_len, value_at) = match big {
+        true => (8, 8, 20, 12),
+        false => (4, 2, 12, 8),
+    };
+    let ifd = usize::try_from(number(offset_at, if big { 8 } else { 4 })?).ok()?;
+    let count = usize::try_from(number(ifd, count_len)?).ok()?.min(4096);
     let entry = (0..count)
-        .map(|i| ifd + 2 + 12 * i)
-        .find(|&at| u16_at(at) == Some(262) && u16_at(at + 2) == Some(3))?;
+        .map(|i| ifd + count_len + entry_len * i)
+        .find(|&at| number(at, 2) == Some(262) && number(at + 2, 2) == Some(3))?;
     let mut patched = bytes.to_vec();
-    let value: [u8; 2] = if little {
+    let gray: [u8; 2] = if little {
         1u16.to_le_bytes()
     } else {
         1u16.to_be_bytes()
     };
-    patched[entry + 8..entry + 10].copy_from_slice(&value);
+    patched
+        .get_mut(entry + value_at..entry + value_at + 2)?
+        .copy_from_slice(&gray);
     Some(patched)
 }
 

@@ -141,7 +141,11 @@ async fn truncations_and_bit_flips_get_contract_4xx_never_5xx() {
                         // Accepted: a render of it must not fail on the server either.
                         let id = body["id"].as_str().unwrap();
                         // Animations render through their frames.
-                        let ext = if what.contains("animated") { "gif" } else { "png" };
+                        let ext = if what.contains("animated") {
+                            "gif"
+                        } else {
+                            "png"
+                        };
                         let resp = client
                             .get(format!("{base}/image/{id}/w_48.{ext}"))
                             .send()

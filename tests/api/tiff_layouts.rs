@@ -127,7 +127,19 @@ fn chunks(page: &Page) -> Vec<Vec<u8>> {
 /// A little-endian TIFF of `pages`, uncompressed: every page's data first, then the
 /// directories, each pointing at the next.
 fn tiff(pages: &[Page]) -> Vec<u8> {
-    let mut out = b"II\x2a\x00\0\0\0\0".to_vec();
+    tiff_file(pages, false)
+}
+
+/// As [`tiff`], classic or BigTIFF (8-byte offsets and counts, 20-byte entries).
+fn tiff_file(pages: &[Page], big: bool) -> Vec<u8> {
+    // Offsets, entry counts and entries are wider in BigTIFF.
+    let (word, count_len, entry_len) = if big { (8, 8, 20) } else { (4, 2, 12) };
+    let number = |v: u64, len: usize| v.to_le_bytes()[..len].to_vec();
+    let mut out = match big {
+        true => b"II\x2b\x00\x08\x00\0\0\0\0\0\0\0\0\0\0".to_vec(),
+        false => b"II\x2a\x00\0\0\0\0".to_vec(),
+    };
+    let first_ifd_at = out.len() - word;
     let mut placed = Vec::new();
     for page in pages {
         let mut offsets = Vec::new();
@@ -145,7 +157,8 @@ fn tiff(pages: &[Page]) -> Vec<u8> {
         }
         let ifd_at = out.len() as u32;
         if index == 0 {
-            out[4..8].copy_from_slice(&ifd_at.to_le_bytes());
+            out[first_ifd_at..first_ifd_at + word]
+                .copy_from_slice(&number(u64::from(ifd_at), word));
         }
         let spp = page.samples.len() as u16;
         // (tag, type, values); type 3 = SHORT, 4 = LONG.
@@ -176,8 +189,8 @@ fn tiff(pages: &[Page]) -> Vec<u8> {
         }
         tags.sort_by_key(|t| t.0);
         // Values that do not fit in their entry go right after the directory.
-        let mut extra_at = ifd_at + 2 + 12 * tags.len() as u32 + 4;
-        let mut entries = (tags.len() as u16).to_le_bytes().to_vec();
+        let mut extra_at = (ifd_at as usize + count_len + entry_len * tags.len() + word) as u32;
+        let mut entries = number(tags.len() as u64, count_len);
         let mut extra = Vec::new();
         for (tag, kind, values) in &tags {
             let bytes: Vec<u8> = values
@@ -189,13 +202,13 @@ fn tiff(pages: &[Page]) -> Vec<u8> {
                 .collect();
             entries.extend_from_slice(&tag.to_le_bytes());
             entries.extend_from_slice(&kind.to_le_bytes());
-            entries.extend_from_slice(&(values.len() as u32).to_le_bytes());
-            if bytes.len() <= 4 {
+            entries.extend(number(values.len() as u64, word));
+            if bytes.len() <= word {
                 let mut inline = bytes;
-                inline.resize(4, 0);
+                inline.resize(word, 0);
                 entries.extend(inline);
             } else {
-                entries.extend_from_slice(&extra_at.to_le_bytes());
+                entries.extend(number(u64::from(extra_at), word));
                 extra_at += bytes.len() as u32;
                 extra.extend(bytes);
             }
@@ -204,7 +217,7 @@ fn tiff(pages: &[Page]) -> Vec<u8> {
             true => extra_at + extra_at % 2,
             false => 0,
         };
-        entries.extend_from_slice(&next.to_le_bytes());
+        entries.extend(number(u64::from(next), word));
         out.extend(entries);
         out.extend(extra);
     }
@@ -316,4 +329,23 @@ async fn a_multi_page_tiff_is_its_first_page() {
     let first = rgb(17, 9, 8);
     let bytes = tiff(&[rgb(17, 9, 8), gray(40, 40, 8)]);
     assert_reads_back(&server, "two pages", bytes, &first).await;
+}
+
+/// BigTIFF (64-bit offsets): RGB, planar tiles and a palette page, as in classic TIFF.
+#[tokio::test]
+async fn bigtiff_reads_back_like_classic_tiff() {
+    let server = TestServer::start().await;
+    let page = || rgb_like(37, 23, 8, false, None);
+    assert_reads_back(&server, "BigTIFF RGB", tiff_file(&[page()], true), &page()).await;
+    let tiles = || rgb_like(37, 23, 16, true, Some(16));
+    let bytes = tiff_file(&[tiles()], true);
+    assert_reads_back(&server, "BigTIFF planar tiles", bytes, &tiles()).await;
+    let palette = || {
+        let mut page = gray(21, 13, 8);
+        page.photometric = 3;
+        page.colormap = Some((0..768).map(|i| ((i * 9973) % 65536) as u16).collect());
+        page
+    };
+    let bytes = tiff_file(&[palette()], true);
+    assert_reads_back(&server, "BigTIFF palette", bytes, &palette()).await;
 }
