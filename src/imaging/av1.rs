@@ -473,8 +473,10 @@ fn pack_gray(w: usize, h: usize, gray: Vec<u16>, wide: bool) -> DynamicImage {
     }
 }
 
-/// The colour image with the alpha image's luma as its alpha channel (full range by the
-/// AVIF specification), un-premultiplied when the file says the colour is premultiplied.
+/// The colour image with the alpha image's luma as its alpha channel, in the range its
+/// own sequence header gives (libavif writes alpha full range, but files with limited-range
+/// alpha exist: Pillow's `star.avifs`), un-premultiplied when the file says the colour is
+/// premultiplied.
 pub(super) fn with_alpha(
     image: DynamicImage,
     alpha: &Planes,
@@ -483,10 +485,9 @@ pub(super) fn with_alpha(
     if (alpha.width, alpha.height) != (image.width() as usize, image.height() as usize) {
         return Err(corrupt("the alpha image is not the colour image's size"));
     }
-    let max = ((1u32 << alpha.bits) - 1) as f32;
     let fraction: Vec<f32> = alpha.planes[0]
         .iter()
-        .map(|&v| f32::from(v) / max)
+        .map(|&v| alpha.luma(v).clamp(0.0, 1.0))
         .collect();
     let unmultiply = |c: f32, a: f32| {
         if premultiplied && a > 0.0 {

@@ -49,8 +49,9 @@ fn ycbcr([r, g, b]: [u8; 3]) -> [u8; 3] {
 type Planes = [Vec<u8>; 3];
 
 /// Encode planes with rav1e as one stream: returns the `av1C` payload and one sample per
-/// frame. `monochrome` makes a full-range luma-only stream (an alpha track).
-fn encode_stream(frames: &[Planes], monochrome: bool) -> (Vec<u8>, Vec<Vec<u8>>) {
+/// frame. With `alpha`, a luma-only stream in that range (an alpha track).
+fn encode_stream(frames: &[Planes], alpha: Option<Range>) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let monochrome = alpha.is_some();
     use rav1e::prelude::*;
     let mut config = EncoderConfig::with_speed_preset(10);
     config.width = W;
@@ -60,9 +61,12 @@ fn encode_stream(frames: &[Planes], monochrome: bool) -> (Vec<u8>, Vec<Vec<u8>>)
     config.min_key_frame_interval = 60;
     config.max_key_frame_interval = 60;
     config.quantizer = 20;
-    if monochrome {
+    if let Some(range) = alpha {
         config.chroma_sampling = ChromaSampling::Cs400;
-        config.pixel_range = PixelRange::Full;
+        config.pixel_range = match range {
+            Range::Full => PixelRange::Full,
+            Range::Limited => PixelRange::Limited,
+        };
     } else {
         config.chroma_sampling = ChromaSampling::Cs420;
         config.pixel_range = PixelRange::Limited;
@@ -109,9 +113,21 @@ fn encode_stream(frames: &[Planes], monochrome: bool) -> (Vec<u8>, Vec<Vec<u8>>)
     (av1c, samples)
 }
 
-/// The 4:2:0 planes of every frame, and (for the alpha track) a luma plane per frame
-/// that is opaque but for the bottom 15 rows, which are clear.
-fn frame_planes() -> (Vec<Planes>, Vec<Planes>) {
+/// How an alpha track's samples map to 0..=1: full range (0..=255, what libavif writes)
+/// or limited (16..=235, as in Pillow's `star.avifs`).
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Range {
+    Full,
+    Limited,
+}
+
+/// Rows of the alpha track: opaque above `HALF_FROM`, half-transparent (alpha 128) down
+/// to `CLEAR_FROM`, clear below.
+const HALF_FROM: usize = 15;
+const CLEAR_FROM: usize = 30;
+
+/// The 4:2:0 planes of every frame, and the alpha track's luma plane per frame.
+fn frame_planes(range: Range) -> (Vec<Planes>, Vec<Planes>) {
     let colour = (0..FRAMES.len())
         .map(|f| {
             let y = (0..W * H).map(|i| ycbcr(pixel(f, i % W))[0]).collect();
@@ -127,7 +143,15 @@ fn frame_planes() -> (Vec<Planes>, Vec<Planes>) {
     let alpha = (0..FRAMES.len())
         .map(|_| {
             let y = (0..W * H)
-                .map(|i| if i / W >= H - 15 { 0 } else { 255 })
+                .map(|i| match i / W {
+                    y if y < HALF_FROM => 255u8,
+                    y if y < CLEAR_FROM => 128,
+                    _ => 0,
+                })
+                .map(|a| match range {
+                    Range::Full => a,
+                    Range::Limited => (16.0 + 219.0 * f64::from(a) / 255.0).round() as u8,
+                })
                 .collect();
             [y, Vec::new(), Vec::new()]
         })
@@ -222,10 +246,10 @@ fn track(id: u32, alpha_of: Option<u32>, av1c: &[u8], sizes: &[usize], offset: u
 
 /// A whole `avis` file: ftyp, moov, then one mdat holding the colour samples and, after
 /// them, the alpha samples.
-pub(crate) fn sequence(with_alpha: bool) -> Vec<u8> {
-    let (colour_planes, alpha_planes) = frame_planes();
-    let (colour_config, colour) = encode_stream(&colour_planes, false);
-    let alpha = with_alpha.then(|| encode_stream(&alpha_planes, true));
+pub(crate) fn sequence(alpha: Option<Range>) -> Vec<u8> {
+    let (colour_planes, alpha_planes) = frame_planes(alpha.unwrap_or(Range::Full));
+    let (colour_config, colour) = encode_stream(&colour_planes, None);
+    let alpha = alpha.map(|range| encode_stream(&alpha_planes, Some(range)));
     let ftyp = bx(b"ftyp", b"avis\0\0\0\0avismsf1miafMA1B");
     let sizes = |samples: &[Vec<u8>]| samples.iter().map(Vec::len).collect::<Vec<_>>();
     let moov = |data_at: u32| {
@@ -288,7 +312,7 @@ fn at(rgba: &[u8], width: usize, x: usize, y: usize) -> [u8; 4] {
 #[tokio::test]
 async fn an_animated_avif_keeps_its_frames_and_timing_into_gif_and_webp() {
     let server = TestServer::start().await;
-    let (status, body) = server.upload_bytes(sequence(false)).await;
+    let (status, body) = server.upload_bytes(sequence(None)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["format"], "avif");
     assert_eq!(
@@ -340,31 +364,64 @@ async fn an_animated_avif_keeps_its_frames_and_timing_into_gif_and_webp() {
     near(png.at(bar_x(0) as u32 + 4, 20), [255; 3], "frame 0's bar");
 }
 
+/// The alpha track in either range: opaque, half and clear rows come out 255, 128 and 0
+/// in every frame of a webp (whose alpha libwebp keeps exactly), clear or not in a gif,
+/// and in the still.
 #[tokio::test]
 async fn an_animated_avif_with_an_alpha_track_keeps_its_transparency() {
     let server = TestServer::start().await;
-    let (status, body) = server.upload_bytes(sequence(true)).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["has_alpha"], true, "{body}");
-    let id = body["id"].as_str().unwrap();
-    let gif = gif_frames(&server.bytes(&format!("/image/{id}.gif")).await);
-    assert_eq!(gif.len(), FRAMES.len());
-    for (f, (rgba, _)) in gif.iter().enumerate() {
-        let top = at(rgba, W, 60, 10);
-        assert_eq!(top[3], 255, "frame {f} is opaque at the top");
-        near(top, FRAMES[f].0, &format!("frame {f}"));
-        assert_eq!(
-            at(rgba, W, 60, H - 5)[3],
-            0,
-            "frame {f} is clear at the bottom"
-        );
+    for range in [Range::Full, Range::Limited] {
+        let what = if range == Range::Full {
+            "full"
+        } else {
+            "limited"
+        };
+        let (status, body) = server.upload_bytes(sequence(Some(range))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["has_alpha"], true, "{body}");
+        let id = body["id"].as_str().unwrap();
+        let rows = [(5, 255), (HALF_FROM + 7, 128), (H - 5, 0)];
+        let webp = server.bytes(&format!("/image/{id}.webp")).await;
+        let decoder = image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(webp)).unwrap();
+        let frames = decoder.into_frames().collect_frames().unwrap();
+        assert_eq!(frames.len(), FRAMES.len());
+        for (f, frame) in frames.iter().enumerate() {
+            for (y, want) in rows {
+                let got = frame.buffer().get_pixel(60, y as u32).0[3];
+                assert!(
+                    got.abs_diff(want) <= 3,
+                    "{what} range, frame {f}, row {y}: alpha {got}, drew {want}"
+                );
+            }
+            near(
+                frame.buffer().get_pixel(60, 5).0,
+                FRAMES[f].0,
+                &format!("frame {f}"),
+            );
+        }
+        let gif = gif_frames(&server.bytes(&format!("/image/{id}.gif")).await);
+        assert_eq!(gif.len(), FRAMES.len());
+        for (f, (rgba, _)) in gif.iter().enumerate() {
+            assert_eq!(
+                at(rgba, W, 60, 5)[3],
+                255,
+                "{what}: frame {f} is opaque at the top"
+            );
+            assert_eq!(
+                at(rgba, W, 60, H - 5)[3],
+                0,
+                "{what}: frame {f} is clear at the bottom"
+            );
+        }
+        let png = decode_png(&server.bytes(&format!("/image/{id}.png")).await);
+        for (y, want) in rows {
+            let got = png.at(60, y as u32)[3];
+            assert!(
+                got.abs_diff(want) <= 3,
+                "{what} range, the still, row {y}: {got}"
+            );
+        }
     }
-    let png = decode_png(&server.bytes(&format!("/image/{id}.png")).await);
-    assert_eq!(
-        png.at(60, H as u32 - 5)[3],
-        0,
-        "the still keeps the alpha too"
-    );
 }
 
 /// A sequence whose sample table points past the end of the file, and one cut short in
@@ -372,7 +429,7 @@ async fn an_animated_avif_with_an_alpha_track_keeps_its_transparency() {
 #[tokio::test]
 async fn a_damaged_animated_avif_is_refused() {
     let server = TestServer::start().await;
-    let whole = sequence(false);
+    let whole = sequence(None);
     let cut = whole[..whole.len() - 40].to_vec();
     let resp = server.post("/image", cut).await;
     assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY, "corrupt_image").await;

@@ -333,3 +333,28 @@ fn with_property(avif: &[u8], prop: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// An AVIF without its `pixi` (bits per channel) property, as some writers make them:
+/// read as Firefox reads it (Pillow's `hopper-missing-pixi.avif` is such a file).
+#[tokio::test]
+async fn an_avif_without_its_pixi_property_is_read() {
+    let server = TestServer::start().await;
+    let good = encode(37, 23, false, 8);
+    let at: Vec<usize> = good
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w == b"pixi")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 1, "ravif writes one pixi property");
+    let mut without = good.clone();
+    without[at[0]..at[0] + 4].copy_from_slice(b"free"); // a property nobody reads
+    let with = stored(&server, good).await;
+    let without = stored(&server, without).await;
+    let png = |body: serde_json::Value| format!("/image/{}.png", body["id"].as_str().unwrap());
+    let (a, b) = (
+        server.bytes(&png(with)).await,
+        server.bytes(&png(without)).await,
+    );
+    assert_eq!(decode_png(&a).mean_diff(&decode_png(&b)), 0.0);
+}

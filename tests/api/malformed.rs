@@ -109,7 +109,7 @@ async fn truncations_and_bit_flips_get_contract_4xx_never_5xx() {
     sources.push(("generated.svg".into(), SVG.to_vec()));
     sources.push((
         "generated-animated.avif".into(),
-        crate::avif_animation::sequence(true),
+        crate::avif_animation::sequence(Some(crate::avif_animation::Range::Limited)),
     ));
     let inputs: Vec<(String, Vec<u8>)> = (0..INPUTS)
         .map(|i| {
