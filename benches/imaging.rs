@@ -41,6 +41,23 @@ fn thumbnails(c: &mut Criterion) {
     group.finish();
 }
 
+/// The JPEG decoder choice: libjpeg-turbo (what `imaging::decode` uses; with nasm's SIMD
+/// when nasm was installed before the build) against zune-jpeg (behind `image`), each a
+/// full decode to RGB of the same file.
+fn jpeg_decoders(c: &mut Criterion) {
+    let limits = DecodeLimits::for_pixels(64_000_000);
+    let mut group = c.benchmark_group("jpeg_decoder_12mp");
+    group.sample_size(10);
+    let bytes = corpus(PHOTO_12MP);
+    group.bench_function("libjpeg_turbo", |b| {
+        b.iter(|| imaging::decode(black_box(&bytes), &limits).unwrap())
+    });
+    group.bench_function("zune_jpeg", |b| {
+        b.iter(|| image::load_from_memory(black_box(&bytes)).unwrap())
+    });
+    group.finish();
+}
+
 fn encoders(c: &mut Criterion) {
     let limits = DecodeLimits::for_pixels(64_000_000);
     let decoded = imaging::decode(&corpus(PHOTO_3MP), &limits).unwrap().image;
@@ -199,6 +216,7 @@ fn avif_input(c: &mut Criterion) {
 criterion_group!(
     benches,
     thumbnails,
+    jpeg_decoders,
     encoders,
     ascii_and_trace,
     operations,

@@ -128,8 +128,8 @@ fn probe_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, Imaging
             has_alpha: layout.has_alpha,
         });
     }
-    if let Some(special) = jpeg_decode::special(bytes)? {
-        let (width, height) = special_jpeg_size(bytes, &special.frame, limits)?;
+    if let Some(plan) = jpeg_decode::plan(bytes)? {
+        let (width, height) = jpeg_size(bytes, &plan.frame, limits)?;
         return Ok(Probe {
             format: Format::Jpeg,
             width,
@@ -189,7 +189,7 @@ fn upright(layout: &tiff::Layout, limits: &DecodeLimits) -> Result<(u32, u32), I
 }
 
 /// The upright size of a JPEG read by `jpeg_decode`, after the pixel limit check.
-fn special_jpeg_size(
+fn jpeg_size(
     bytes: &[u8],
     frame: &jpeg::Frame,
     limits: &DecodeLimits,
@@ -292,14 +292,14 @@ fn decode_for_unguarded(
             profile: SourceProfile::srgb(),
         });
     }
-    if let Some(special) = jpeg_decode::special(bytes)? {
-        let frame = &special.frame;
-        let full_size = special_jpeg_size(bytes, frame, limits)?;
+    if let Some(plan) = jpeg_decode::plan(bytes)? {
+        let frame = &plan.frame;
+        let full_size = jpeg_size(bytes, frame, limits)?;
         let divisor = match frame.lossless() {
             false => shrink::divisor_for(full_size.0, full_size.1, spec).unwrap_or(1),
             true => 1,
         };
-        let mut image = jpeg_decode::decode(bytes, &special, divisor)?;
+        let mut image = jpeg_decode::decode(bytes, &plan, divisor)?;
         image.apply_orientation(orientation_of(bytes));
         return Ok(Decoded {
             format: Format::Jpeg,
@@ -327,14 +327,7 @@ fn decode_for_unguarded(
     } else {
         (w, h)
     };
-    let shrunk = match shrink::divisor_for(full_size.0, full_size.1, spec) {
-        Some(divisor) if format == Format::Jpeg => shrink::decode_jpeg_scaled(bytes, divisor),
-        _ => None,
-    };
-    let mut image = match shrunk {
-        Some(image) => image,
-        None => DynamicImage::from_decoder(decoder).map_err(from_image_error)?,
-    };
+    let mut image = DynamicImage::from_decoder(decoder).map_err(from_image_error)?;
     image.apply_orientation(orientation);
     Ok(Decoded {
         format,

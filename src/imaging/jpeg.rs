@@ -2,10 +2,11 @@
 //! frame header (which coding process, how many bits), whether the scans code every
 //! coefficient, and the end-of-image check.
 //!
-//! The JPEG decoder behind `image` (zune-jpeg) fills a truncated scan with grey and reports
-//! success. Storing such a file would serve a half-grey picture forever, so a JPEG whose
-//! entropy-coded data never reaches an End Of Image marker goes to libjpeg instead, whose
-//! warnings tell a file that merely lacks the marker from one whose data stops early.
+//! Decoders fill a truncated scan with grey (libjpeg with a warning, zune-jpeg without).
+//! Storing such a file would serve a half-grey picture forever, so for a JPEG whose
+//! entropy-coded data never reaches an End Of Image marker, libjpeg's warnings and
+//! `scans_complete` tell a file that merely lacks the marker from one whose data stops
+//! early.
 
 const MARKER: u8 = 0xFF;
 const SOI: u8 = 0xD8;

@@ -1,7 +1,7 @@
-//! Decoding through libjpeg-turbo (the `mozjpeg` crate, built from C): DCT-scaled
-//! decodes for shrink-on-load, arithmetic-coded JPEGs (which zune-jpeg cannot read), and
-//! files that end without an end-of-image marker, where libjpeg's warnings tell a file
-//! that is merely unterminated from one whose data stops early.
+//! Decoding through libjpeg-turbo (the `mozjpeg` crate, built from C), the decoder of
+//! every 8-bit DCT JPEG (see `jpeg_decode`): DCT-scaled for shrink-on-load, arithmetic
+//! coding included, with the warnings that tell a file that is merely unterminated from
+//! one whose data stops early.
 //!
 //! libjpeg reports errors by unwinding out of the C code (the `unwinding` feature of
 //! mozjpeg-sys); every call here catches that, so a hostile file is an error, never a

@@ -268,7 +268,7 @@ fn published(
     }
     let stripped = publish::publishable(bytes, format, orientation)?;
     // What progimage's decoders tolerate, a browser's may not (libwebp is stricter than
-    // image-webp, libjpeg-turbo than zune-jpeg): publish only what those read.
+    // image-webp; a stripped JPEG is checked too): publish only what those read.
     let browsers_read = match format {
         Format::Webp => webp::Decoder::new(&stripped).decode().is_some(),
         Format::Jpeg => super::libjpeg::reads(&stripped),

@@ -1,10 +1,7 @@
 //! Shrink-on-load: a JPEG can be decoded at 1/2, 1/4 or 1/8 of its size by running a
 //! reduced inverse DCT, which skips most of the decoding work. When the output needs far
 //! fewer pixels than the source has (thumbnails, previews, ASCII art), this is the
-//! biggest saving there is. `zune-jpeg` (behind `image`) cannot scale, so this path uses
-//! libjpeg-turbo (see `libjpeg`).
-
-use image::DynamicImage;
+//! biggest saving there is. Here is only the choice of scale; `jpeg_decode` decodes.
 
 use super::ops::plan_resize;
 use super::spec::Spec;
@@ -21,19 +18,6 @@ pub fn divisor_for(source_w: u32, source_h: u32, spec: &Spec) -> Option<u32> {
     [8u32, 4, 2]
         .into_iter()
         .find(|&d| 1.0 / f64::from(d) >= needed)
-}
-
-/// Decode `bytes` (a JPEG, stored orientation) shrunk by `divisor`. `None` when this
-/// path should not be taken (CMYK, whose conversion stays with the main decoder, tested
-/// against Pillow) or libjpeg fails, so the caller falls back to a full decode.
-pub fn decode_jpeg_scaled(bytes: &[u8], divisor: u32) -> Option<DynamicImage> {
-    let frame = super::jpeg::frame(bytes)?;
-    if frame.components.len() == 4 {
-        return None;
-    }
-    super::libjpeg::decode(bytes, divisor)
-        .ok()
-        .map(|read| read.image)
 }
 
 #[cfg(test)]
@@ -98,27 +82,30 @@ mod tests {
         assert!(mean < 3.0, "mean difference {mean}");
     }
 
-    /// Damaged entropy data or a broken header must come back as a fallback, not a
-    /// crash of the process (libjpeg errors unwind out of C and are caught).
+    /// Damaged entropy data or a broken header must come back as an error or a picture,
+    /// never a crash of the process (libjpeg errors unwind out of C and are caught).
     #[test]
     fn damaged_jpegs_never_crash() {
+        use crate::imaging::{decode_for, DecodeLimits};
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/test-images/jpeg-progressive.jpg"
         );
         let good = std::fs::read(path).unwrap();
-        assert!(decode_jpeg_scaled(&good, 2).is_some());
+        let limits = DecodeLimits::for_pixels(64_000_000);
+        let small = spec("w_60");
+        assert!(decode_for(&good, &limits, &small).is_ok());
         for cut in [2, 20, 200, good.len() / 2] {
-            let _ = decode_jpeg_scaled(&good[..cut], 2);
+            let _ = decode_for(&good[..cut], &limits, &small);
         }
         let mut flipped = good.clone();
         for i in (600..flipped.len() - 2).step_by(97) {
             flipped[i] ^= 0x5a;
         }
-        let _ = decode_jpeg_scaled(&flipped, 8);
+        let _ = decode_for(&flipped, &limits, &spec("w_30"));
         let mut header = good;
         header[3] ^= 0xff;
         header[40] = 0xff;
-        let _ = decode_jpeg_scaled(&header, 4);
+        let _ = decode_for(&header, &limits, &small);
     }
 }

@@ -242,3 +242,46 @@ impl BitWriter {
         self.out
     }
 }
+
+/// A JPEG coded as RGB rather than YCbCr (libjpeg writes an Adobe marker with transform
+/// 0 for it): the colours drawn come back, at full size and shrunk on load alike (one
+/// decoder for both since libjpeg-turbo reads every 8-bit JPEG).
+#[tokio::test]
+async fn an_rgb_coded_jpeg_keeps_its_colours() {
+    let (w, h) = (48usize, 32usize);
+    let colours = [
+        [200u8, 30, 30],
+        [30, 180, 40],
+        [40, 60, 210],
+        [220, 200, 40],
+    ];
+    let pixels: Vec<u8> = (0..w * h).flat_map(|i| colours[(i % w) * 4 / w]).collect();
+    let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    compress.set_color_space(mozjpeg::ColorSpace::JCS_RGB);
+    compress.set_size(w, h);
+    compress.set_quality(95.0);
+    let mut started = compress.start_compress(Vec::new()).unwrap();
+    started.write_scanlines(&pixels).unwrap();
+    let bytes = started.finish().unwrap();
+    let adobe = bytes
+        .windows(5)
+        .position(|w| w == b"Adobe")
+        .expect("an Adobe marker");
+    assert_eq!(bytes[adobe + 11], 0, "transform 0: RGB, not YCbCr");
+    let server = TestServer::start().await;
+    let (status, body) = server.upload_bytes(bytes).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap();
+    for (query, scale) in [("", 1), ("?w=12", 4)] {
+        let png = decode_png(&server.bytes(&format!("/image/{id}.png{query}")).await);
+        for (band, colour) in colours.iter().enumerate() {
+            let x = ((band * w / 4 + w / 8) / scale) as u32;
+            let got = png.at(x, (h / 2 / scale) as u32);
+            let off = (0..3).map(|c| got[c].abs_diff(colour[c])).max().unwrap();
+            assert!(
+                off <= 8,
+                "{query}: band {band}: got {got:?}, drew {colour:?}"
+            );
+        }
+    }
+}
