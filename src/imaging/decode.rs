@@ -138,7 +138,7 @@ fn probe_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, Imaging
         });
     }
     let (format, mut decoder) = open(bytes, limits)?;
-    let orientation = decoder.orientation().map_err(from_image_error)?;
+    let orientation = orientation(&mut decoder).map_err(from_image_error)?;
     let (w, h) = decoder.dimensions();
     let (width, height) = if swaps_axes(orientation) {
         (h, w)
@@ -217,7 +217,7 @@ pub(crate) fn format_and_orientation(bytes: &[u8], limits: &DecodeLimits) -> Opt
         return Some((Format::Avif, 1)); // `irot`/`imir` stay in the container
     }
     let (format, mut decoder) = open(bytes, limits).ok()?;
-    let orientation = decoder.orientation().ok()?;
+    let orientation = orientation(&mut decoder).ok()?;
     Some((format, orientation.to_exif()))
 }
 
@@ -314,7 +314,7 @@ fn decode_for_unguarded(
         });
     }
     let (format, mut decoder) = open(bytes, limits)?;
-    let orientation = decoder.orientation().map_err(from_image_error)?;
+    let orientation = orientation(&mut decoder).map_err(from_image_error)?;
     // An unreadable profile is no reason to refuse the pixels (browsers show them as sRGB).
     let icc = decoder.icc_profile().ok().flatten();
     let profile = match format {
@@ -353,6 +353,23 @@ fn open<'a>(
     let (w, h) = decoder.dimensions();
     check_pixels(w, h, limits)?;
     Ok((format, decoder))
+}
+
+/// The EXIF orientation a decoder's file asks for. `image` reads the EXIF block as bare
+/// TIFF data, as the WebP and PNG specifications have it; many writers put JPEG's
+/// `Exif\0\0` header before it (Pillow's orientation test files do), which `image` then
+/// cannot parse and reads as upright. Such blocks are read again past their header.
+fn orientation(decoder: &mut impl ImageDecoder) -> image::ImageResult<Orientation> {
+    let found = decoder.orientation()?;
+    if found != Orientation::NoTransforms {
+        return Ok(found);
+    }
+    Ok(match decoder.exif_metadata()?.as_deref() {
+        Some([b'E', b'x', b'i', b'f', 0, 0, tiff @ ..]) => {
+            Orientation::from_exif_chunk(tiff).unwrap_or(found)
+        }
+        _ => found,
+    })
 }
 
 /// Refuse images over the pixel limit (decided from the header, before any pixel buffer

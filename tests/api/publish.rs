@@ -204,14 +204,10 @@ async fn a_png_keeps_its_pixels_and_colour_chunks_and_loses_text_exif_and_privat
     assert_eq!(orientation, Some(6));
 }
 
-/// An extended WebP with EXIF and XMP chunks: both go and their `VP8X` flags are cleared,
-/// so libwebp (what browsers use) reads the result, with the same pixels.
-#[tokio::test]
-async fn a_webp_loses_exif_and_xmp_and_stays_readable_by_libwebp() {
-    let server = TestServer::start().await;
-    let (w, h) = (9u32, 5u32);
-    let rgba: Vec<u8> = (0..w * h * 4).map(|i| (i * 41 % 256) as u8 | 1).collect();
-    let simple = webp::Encoder::from_rgba(&rgba, w, h)
+/// A lossless WebP of `rgba` in the extended format, with `chunks` (EXIF, XMP) after
+/// the image and their `VP8X` flags set.
+fn extended_webp(w: u32, h: u32, rgba: &[u8], chunks: &[(&[u8; 4], &[u8])]) -> Vec<u8> {
+    let simple = webp::Encoder::from_rgba(rgba, w, h)
         .encode_lossless()
         .to_vec();
     assert_eq!(&simple[12..16], b"VP8L");
@@ -224,23 +220,85 @@ async fn a_webp_loses_exif_and_xmp_and_stays_readable_by_libwebp() {
         }
         c
     };
-    let mut vp8x = vec![0x10 | 0x08 | 0x04, 0, 0, 0];
+    let flag = |kind: &[u8; 4]| match kind {
+        b"EXIF" => 0x08,
+        b"XMP " => 0x04,
+        _ => 0,
+    };
+    let flags = chunks.iter().fold(0x10, |f, (kind, _)| f | flag(kind));
+    let mut vp8x = vec![flags, 0, 0, 0];
     vp8x.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
     vp8x.extend_from_slice(&(h - 1).to_le_bytes()[..3]);
     let mut body = chunk(b"VP8X", &vp8x);
     body.extend_from_slice(&simple[12..]);
-    body.extend(chunk(
-        b"EXIF",
-        b"MM\0\x2a\0\0\0\x08\0\0\0\0\0\0 Canon serial 0042",
-    ));
-    body.extend(chunk(
-        b"XMP ",
-        b"http://ns.adobe.com/xap/1.0/ GPSLatitude 52.37",
-    ));
+    for (kind, data) in chunks {
+        body.extend(chunk(kind, data));
+    }
     let mut extended = b"RIFF".to_vec();
     extended.extend_from_slice(&((body.len() + 4) as u32).to_le_bytes());
     extended.extend_from_slice(b"WEBP");
     extended.extend(body);
+    extended
+}
+
+/// A WebP's EXIF orientation turns it upright, whether its EXIF chunk is bare TIFF data
+/// (as the WebP specification says) or starts with JPEG's `Exif\0\0` header (as many
+/// writers make it); the published URL keeps the orientation for the browser to apply.
+#[tokio::test]
+async fn a_webp_exif_orientation_is_applied_with_or_without_the_exif_header() {
+    let server = TestServer::start().await;
+    let (w, h) = (6u32, 4u32);
+    // Red in the top-left pixel, the rest gray: orientation 6 (turn 90° clockwise) puts
+    // it top-right.
+    let rgba: Vec<u8> = (0..w * h)
+        .flat_map(|i| {
+            if i == 0 {
+                [255, 0, 0, 255]
+            } else {
+                [128, 128, 128, 255]
+            }
+        })
+        .collect();
+    let tiff: &[u8] = b"II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0\x06\0\0\0\0\0\0\0";
+    for exif in [tiff.to_vec(), [&b"Exif\0\0"[..], tiff].concat()] {
+        let bytes = extended_webp(w, h, &rgba, &[(b"EXIF", &exif)]);
+        let (status, json) = server.upload_bytes(bytes).await;
+        assert_eq!(status, StatusCode::CREATED, "{json}");
+        assert_eq!(
+            (json["width"].as_u64(), json["height"].as_u64()),
+            (Some(4), Some(6)),
+            "{json}"
+        );
+        let id = json["id"].as_str().unwrap();
+        let png = crate::support::decode_png(&server.bytes(&format!("/image/{id}.png")).await);
+        assert_eq!((png.width, png.height), (4, 6));
+        assert_eq!(
+            png.at(3, 0),
+            [255, 0, 0, 255],
+            "the red corner turned to the top right"
+        );
+    }
+}
+
+/// An extended WebP with EXIF and XMP chunks: both go and their `VP8X` flags are cleared,
+/// so libwebp (what browsers use) reads the result, with the same pixels.
+#[tokio::test]
+async fn a_webp_loses_exif_and_xmp_and_stays_readable_by_libwebp() {
+    let server = TestServer::start().await;
+    let (w, h) = (9u32, 5u32);
+    let rgba: Vec<u8> = (0..w * h * 4).map(|i| (i * 41 % 256) as u8 | 1).collect();
+    let extended = extended_webp(
+        w,
+        h,
+        &rgba,
+        &[
+            (
+                b"EXIF",
+                &b"MM\0\x2a\0\0\0\x08\0\0\0\0\0\0 Canon serial 0042"[..],
+            ),
+            (b"XMP ", b"http://ns.adobe.com/xap/1.0/ GPSLatitude 52.37"),
+        ],
+    );
     assert!(webp::Decoder::new(&extended).decode().is_some());
 
     let (status, json) = server.upload_bytes(extended.clone()).await;
