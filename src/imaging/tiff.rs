@@ -36,18 +36,48 @@ pub fn layout(bytes: &[u8]) -> Option<Layout> {
         false => shape(decoder.colortype().ok()?)?,
     };
     let unusual_depth = channels == 1 && matches!(bits, 2 | 4);
+    let associated = associated_alpha(&mut decoder);
     let orientation = decoder
         .find_tag_unsigned::<u8>(Tag::Orientation)
         .ok()
         .flatten()
         .filter(|o| (1..=8).contains(o))
         .unwrap_or(1);
-    (planar || palette || unusual_depth).then_some(Layout {
+    (planar || palette || unusual_depth || associated).then_some(Layout {
         width,
         height,
         has_alpha: channels == 2 || channels == 4,
         orientation,
     })
+}
+
+/// Whether the extra sample is associated (premultiplied) alpha, `ExtraSamples` = 1, which
+/// `image` leaves premultiplied; read here, it is undone after decoding.
+fn associated_alpha<R: std::io::Read + std::io::Seek>(decoder: &mut Decoder<R>) -> bool {
+    matches!(
+        decoder.find_tag_unsigned::<u16>(Tag::ExtraSamples),
+        Ok(Some(1))
+    )
+}
+
+/// Colour divided by alpha, for samples stored premultiplied.
+fn unpremultiply(image: &mut DynamicImage) {
+    let undo = |samples: &mut [u16], channels: usize| {
+        for px in samples.chunks_exact_mut(channels) {
+            let (colour, alpha) = px.split_at_mut(channels - 1);
+            let a = u32::from(alpha[0]);
+            if a != 0 && a != 65535 {
+                for c in colour {
+                    *c = ((u32::from(*c) * 65535 + a / 2) / a).min(65535) as u16;
+                }
+            }
+        }
+    };
+    match image {
+        DynamicImage::ImageRgba16(buffer) => undo(buffer, 4),
+        DynamicImage::ImageLumaA16(buffer) => undo(buffer, 2),
+        _ => {}
+    }
 }
 
 /// The tiff crate refuses palette images outright; their indices are read as gray
@@ -140,7 +170,12 @@ pub fn decode(bytes: &[u8], max_alloc: u64) -> Result<DynamicImage, ImagingError
     let (channels, bits, _) = shape(decoder.colortype().map_err(tiff_error)?).ok_or_else(|| {
         ImagingError::Unsupported("this TIFF colour type is not supported".into())
     })?;
-    assemble(decoder, (channels, bits, None))
+    let associated = associated_alpha(&mut decoder);
+    let mut image = assemble(decoder, (channels, bits, None))?;
+    if associated {
+        unpremultiply(&mut image);
+    }
+    Ok(image)
 }
 
 /// Read every chunk of the first page and put its samples in place: (samples per pixel,

@@ -16,6 +16,8 @@ struct Page {
     planar: bool,
     tile: Option<u32>,
     colormap: Option<Vec<u16>>,
+    /// The `ExtraSamples` tag: 1 = associated (premultiplied) alpha, 2 = unassociated.
+    extra_samples: Option<u16>,
 }
 
 fn gray(width: u32, height: u32, bits: u16) -> Page {
@@ -32,6 +34,7 @@ fn gray(width: u32, height: u32, bits: u16) -> Page {
         planar: false,
         tile: None,
         colormap: None,
+        extra_samples: None,
     }
 }
 
@@ -51,6 +54,7 @@ fn rgb(width: u32, height: u32, bits: u16) -> Page {
         planar: false,
         tile: None,
         colormap: None,
+        extra_samples: None,
     }
 }
 
@@ -183,6 +187,9 @@ fn tiff_file(pages: &[Page], big: bool) -> Vec<u8> {
                 tags.push((324, 4, offsets));
                 tags.push((325, 4, counts));
             }
+        }
+        if let Some(extra) = page.extra_samples {
+            tags.push((338, 3, vec![u32::from(extra)]));
         }
         if let Some(map) = &page.colormap {
             tags.push((320, 3, map.iter().map(|&v| u32::from(v)).collect()));
@@ -348,4 +355,54 @@ async fn bigtiff_reads_back_like_classic_tiff() {
     };
     let bytes = tiff_file(&[palette()], true);
     assert_reads_back(&server, "BigTIFF palette", bytes, &palette()).await;
+}
+
+/// RGBA with associated (premultiplied) alpha, as Photoshop and scanners write it: the
+/// colour comes out divided by alpha, as drawn. With unassociated alpha the samples are
+/// the colour already.
+#[tokio::test]
+async fn premultiplied_alpha_is_undone() {
+    let server = TestServer::start().await;
+    let (w, h) = (19u32, 7u32);
+    let colour = |i: u32, c: u32| ((i * (40 + 20 * c) + c * 9000) % 65536) as u16;
+    let alpha = |i: u32| (16384 + (i * 997) % 49152) as u16;
+    for (extra, premultiplied) in [(1u16, true), (2, false)] {
+        let stored = |i: u32, c: u32| match premultiplied {
+            true => ((u32::from(colour(i, c)) * u32::from(alpha(i)) + 32767) / 65535) as u16,
+            false => colour(i, c),
+        };
+        let samples = (0..4)
+            .map(|c| {
+                (0..w * h)
+                    .map(|i| if c == 3 { alpha(i) } else { stored(i, c) })
+                    .collect()
+            })
+            .collect();
+        let page = Page {
+            width: w,
+            height: h,
+            bits: 16,
+            photometric: 2,
+            samples,
+            planar: false,
+            tile: None,
+            colormap: None,
+            extra_samples: Some(extra),
+        };
+        let (status, body) = server.upload_bytes(tiff(&[page])).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_str().unwrap();
+        let png = decode_png(&server.bytes(&format!("/image/{id}.png")).await);
+        for i in 0..w * h {
+            let got = png.at(i % w, i / w);
+            let want = [0, 1, 2].map(|c| (f64::from(colour(i, c)) / 257.0).round() as u8);
+            for c in 0..3 {
+                assert!(
+                    got[c].abs_diff(want[c]) <= 1,
+                    "ExtraSamples {extra}, pixel {i}: got {got:?}, drew {want:?}"
+                );
+            }
+            assert_eq!(got[3], (f64::from(alpha(i)) / 257.0).round() as u8);
+        }
+    }
 }
