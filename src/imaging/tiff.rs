@@ -43,12 +43,62 @@ pub fn layout(bytes: &[u8]) -> Option<Layout> {
         .flatten()
         .filter(|o| (1..=8).contains(o))
         .unwrap_or(1);
-    (planar || palette || unusual_depth || associated).then_some(Layout {
+    let reversed = reversed_bits(&mut decoder);
+    (planar || palette || unusual_depth || associated || reversed).then_some(Layout {
         width,
         height,
         has_alpha: channels == 2 || channels == 4,
         orientation,
     })
+}
+
+/// Whether the bits of each byte run least significant first (`FillOrder` = 2, from fax
+/// machines and some scanners), which the tiff crate ignores; libtiff (and so Pillow,
+/// ImageMagick and libvips) reverses them, at any depth.
+fn reversed_bits<R: std::io::Read + std::io::Seek>(decoder: &mut Decoder<R>) -> bool {
+    matches!(
+        decoder.find_tag_unsigned::<u16>(Tag::FillOrder),
+        Ok(Some(2))
+    )
+}
+
+/// The same TIFF with the bits of every byte of its (uncompressed) image data reversed
+/// and `FillOrder` left as it was (the tiff crate ignores it). Compressed data would
+/// have to be reversed before decompression, which the tiff crate does not offer: 415.
+fn with_bits_in_order<R: std::io::Read + std::io::Seek>(
+    decoder: &mut Decoder<R>,
+    bytes: &[u8],
+) -> Result<Vec<u8>, ImagingError> {
+    let compression = decoder.find_tag_unsigned::<u16>(Tag::Compression);
+    if !matches!(compression, Ok(None | Some(1))) {
+        return Err(ImagingError::Unsupported(
+            "a compressed TIFF with its bits in reverse order (FillOrder 2) is not supported"
+                .into(),
+        ));
+    }
+    let mut tags = |offsets, counts| {
+        let offsets = decoder
+            .find_tag_unsigned_vec::<u64>(offsets)
+            .ok()
+            .flatten()?;
+        let counts = decoder
+            .find_tag_unsigned_vec::<u64>(counts)
+            .ok()
+            .flatten()?;
+        Some((offsets, counts))
+    };
+    let (offsets, counts) = tags(Tag::StripOffsets, Tag::StripByteCounts)
+        .or_else(|| tags(Tag::TileOffsets, Tag::TileByteCounts))
+        .ok_or_else(|| corrupt("no image data offsets"))?;
+    let mut out = bytes.to_vec();
+    for (&at, &len) in offsets.iter().zip(&counts) {
+        let range = usize::try_from(at).ok().zip(usize::try_from(len).ok());
+        let data = range
+            .and_then(|(at, len)| out.get_mut(at..at.checked_add(len)?))
+            .ok_or_else(|| corrupt("image data outside the file"))?;
+        data.iter_mut().for_each(|b| *b = b.reverse_bits());
+    }
+    Ok(out)
 }
 
 /// Whether the extra sample is associated (premultiplied) alpha, `ExtraSamples` = 1, which
@@ -154,6 +204,19 @@ pub fn decode(bytes: &[u8], max_alloc: u64) -> Result<DynamicImage, ImagingError
     let mut limits = Limits::default();
     limits.decoding_buffer_size = usize::try_from(max_alloc).unwrap_or(usize::MAX);
     limits.intermediate_buffer_size = limits.decoding_buffer_size;
+    let mut decoder = Decoder::new(Cursor::new(bytes))
+        .map_err(tiff_error)?
+        .with_limits(limits.clone());
+    if reversed_bits(&mut decoder) {
+        let in_order = with_bits_in_order(&mut decoder, bytes)?;
+        return decode_in_order(&in_order, limits);
+    }
+    decode_in_order(bytes, limits)
+}
+
+/// [`decode`] of a file whose bits are in the usual order (or have been put in it).
+fn decode_in_order(bytes: &[u8], limits: Limits) -> Result<DynamicImage, ImagingError> {
+    let tiff_error = |e: ::tiff::TiffError| corrupt(&e.to_string());
     let mut decoder = Decoder::new(Cursor::new(bytes))
         .map_err(tiff_error)?
         .with_limits(limits.clone());
