@@ -4,7 +4,9 @@
 //!   browsers use, at the DCT scale shrink-on-load asks for: one decoder at every size,
 //!   so a thumbnail and a full-size render of one file agree (zune-jpeg, behind `image`,
 //!   read full-size decodes before, with its own chroma upsampling). With nasm's SIMD it
-//!   is also the faster: 60.6 against 77.0 ms for a 12 MP photo (plain C: 99.0 ms);
+//!   is also the faster: 64.0 against 75.4 ms for a 12 MP photo (`cargo bench --bench
+//!   imaging -- jpeg_decoder_12mp`); in plain C, without nasm, it is the slower (99 against
+//!   81 ms in a one-off run);
 //! - complete but without an end-of-image marker → the same, accepted only when its one
 //!   warning is the missing marker (`JWRN_JPEG_EOF`) and the scans code every
 //!   coefficient, so a file whose data stops early stays `422`;
