@@ -49,6 +49,7 @@ pub fn decode_frames(
         l.max_alloc = Some(limits.max_alloc);
         l
     };
+    let mut profile = SourceProfile::srgb();
     let (format, frames): (Format, Frames<'_>) = match image::guess_format(bytes) {
         Ok(image::ImageFormat::Gif) => {
             let mut decoder = GifDecoder::new(Cursor::new(bytes)).map_err(corrupt)?;
@@ -63,6 +64,10 @@ pub fn decode_frames(
             }
             decoder.set_limits(decoder_limits()).map_err(corrupt)?;
             check_canvas(decoder.dimensions(), limits)?;
+            // An unreadable profile is no reason to refuse the frames (as for stills).
+            if let Ok(Some(icc)) = decoder.icc_profile() {
+                profile = SourceProfile::icc(icc);
+            }
             (Format::Webp, decoder.into_frames())
         }
         _ => return Ok(None),
@@ -94,7 +99,7 @@ pub fn decode_frames(
     Ok(Some(Animation {
         format,
         frames: out,
-        profile: SourceProfile::srgb(),
+        profile,
     }))
 }
 

@@ -126,8 +126,16 @@ fn isolated(work: impl FnOnce() -> Option<Vec<u8>>) -> Option<Vec<u8>> {
             None
         }
         0 => {
-            // A panic here aborts the child; the parent reports the file, so stay quiet.
+            // A panic here aborts the child; the parent reports the file, so stay quiet:
+            // no panic message, and no stderr for the runtime's own abort notice.
             std::panic::set_hook(Box::new(|_| {}));
+            // SAFETY: plain descriptor calls on the child's own table.
+            unsafe {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                if null >= 0 {
+                    libc::dup2(null, 2);
+                }
+            }
             // SAFETY: the child owns its copy of the write end.
             let mut out = unsafe { std::fs::File::from_raw_fd(write_end) };
             let status = match work() {

@@ -256,14 +256,13 @@ fn decode_for_unguarded(
         let opened = jxl::open(bytes, limits.max_alloc)?;
         let (width, height) = (opened.width(), opened.height());
         check_pixels(width, height, limits)?;
-        let (image, lossless) = jxl::decode(opened, bytes)?;
+        let (image, lossless, profile) = jxl::decode(opened, bytes)?;
         return Ok(Decoded {
             format: Format::Jxl,
             image,
             lossless,
             full_size: (width, height),
-            // jxl-oxide renders to sRGB itself.
-            profile: SourceProfile::srgb(),
+            profile,
         });
     }
     if avif::looks_like_avif(bytes) {

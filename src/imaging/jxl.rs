@@ -2,11 +2,20 @@
 //! reads only as far as the image header, so the caller can check the pixel limit before
 //! any frame data is loaded; `decode` loads the rest and renders the first frame. Every
 //! allocation the decoder makes is also counted against `max_alloc`.
+//!
+//! jxl-oxide is built without a colour management system. A lossy (XYB) file is rendered
+//! straight to sRGB, which XYB converts to without one; a file stored in its own colour
+//! space is rendered in it (its embedded ICC profile, or the one its colour encoding
+//! names), described as an ICC profile, and converted by the pipeline like any other.
+//! (Rendered without a CMS into an ICC space, XYB came out up to 60 levels off.)
 
 use image::{DynamicImage, GrayAlphaImage, GrayImage, RgbImage, RgbaImage};
 use jxl_oxide::frame::Encoding;
-use jxl_oxide::{AllocTracker, InitializeResult, JxlImage, PixelFormat};
+use jxl_oxide::{
+    AllocTracker, EnumColourEncoding, InitializeResult, JxlImage, PixelFormat, RenderingIntent,
+};
 
+use super::colour::SourceProfile;
 use super::ImagingError;
 
 /// A bare JPEG XL codestream starts with this signature.
@@ -65,8 +74,12 @@ pub fn open(bytes: &[u8], max_alloc: u64) -> Result<Opened, ImagingError> {
 }
 
 /// Load the frames and render the first one (the still image, or an animation's first
-/// frame) as 8-bit samples, upright. Also says whether the file is lossless.
-pub fn decode(opened: Opened, bytes: &[u8]) -> Result<(DynamicImage, bool), ImagingError> {
+/// frame) as 8-bit samples, upright. Also says whether the file is lossless, and the
+/// profile of the rendered samples.
+pub fn decode(
+    opened: Opened,
+    bytes: &[u8],
+) -> Result<(DynamicImage, bool, SourceProfile), ImagingError> {
     let Opened {
         mut image,
         mut consumed,
@@ -89,6 +102,9 @@ pub fn decode(opened: Opened, bytes: &[u8]) -> Result<(DynamicImage, bool), Imag
         return Err(ImagingError::Unsupported(
             "CMYK JPEG XL needs colour management this build does not have".into(),
         ));
+    }
+    if image.image_header().metadata.xyb_encoded {
+        image.request_color_encoding(EnumColourEncoding::srgb(RenderingIntent::Relative));
     }
     let render = image.render_frame(0).map_err(corrupt)?;
     let mut stream = render.stream();
@@ -127,7 +143,7 @@ pub fn decode(opened: Opened, bytes: &[u8]) -> Result<(DynamicImage, bool), Imag
         && (0..image.num_loaded_keyframes())
             .filter_map(|i| image.frame_header(i))
             .all(|f| f.encoding == Encoding::Modular);
-    Ok((decoded, lossless))
+    Ok((decoded, lossless, SourceProfile::icc(image.rendered_icc())))
 }
 
 /// Straight alpha from associated alpha (the last channel of each pixel).

@@ -511,3 +511,130 @@ async fn cmyk_jpegs_convert_through_their_profile() {
         mean(&got, &naive)
     );
 }
+
+/// JPEG XL with an ICC profile, lossless and lossy (XYB), made by libjxl's `cjxl` from the
+/// profiled PNG: converted to what Little CMS makes of the source values.
+#[tokio::test]
+async fn jpeg_xl_with_an_icc_profile_is_converted() {
+    let server = TestServer::start().await;
+    for name in ["colord/AdobeRGB1998.icc", "colord/SwappedRedAndGreen.icc"] {
+        let png = icc_png(&PATCHES, false, profile(name));
+        let want = reference(name, &PATCHES, false);
+        // Lossy files carry XYB, rendered straight to sRGB; at distance 0.3 compression
+        // costs up to 5 levels (at 1, up to ~15 on saturated primaries).
+        for (distance, tolerance) in [("0", 2), ("0.3", 6)] {
+            let jxl = cjxl(&png, distance);
+            let id = upload(&server, jxl).await;
+            let got = patch_centres(&converted(&server, &id, PATCHES.len()).await, PATCHES.len());
+            assert_close(
+                &got,
+                &want,
+                tolerance,
+                &format!("{name} as JPEG XL at distance {distance}"),
+            );
+        }
+    }
+}
+
+/// `cjxl -d distance` of a PNG, through files in a temporary directory.
+fn cjxl(png: &[u8], distance: &str) -> Vec<u8> {
+    profile_dir(); // installs cjxl with the profiles
+    let dir = std::env::temp_dir().join(format!(
+        "progimage-cjxl-{}-{distance}-{:x}",
+        std::process::id(),
+        png.len() ^ png.iter().map(|&b| usize::from(b)).sum::<usize>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (input, output) = (dir.join("in.png"), dir.join("out.jxl"));
+    std::fs::write(&input, png).unwrap();
+    let status = Command::new("cjxl")
+        .arg(&input)
+        .arg(&output)
+        .args(["-d", distance])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("cjxl");
+    assert!(status.success(), "cjxl failed: {status}");
+    let jxl = std::fs::read(&output).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    jxl
+}
+
+/// An animated WebP with an ICC profile: every frame is converted. Under a profile that
+/// swaps red and green, each frame comes out as the unprofiled file's with red and green
+/// exchanged.
+#[tokio::test]
+async fn an_animated_webp_with_a_profile_converts_every_frame() {
+    let server = TestServer::start().await;
+    // Two opaque frames of reddish and greenish halves, by libwebp's animation encoder.
+    let (w, h) = (24u32, 10u32);
+    let frame = |left: [u8; 3], right: [u8; 3]| -> Vec<u8> {
+        (0..w * h)
+            .flat_map(|i| {
+                let [r, g, b] = if i % w < w / 2 { left } else { right };
+                [r, g, b, 255]
+            })
+            .collect()
+    };
+    let frames_rgba = [
+        frame([200, 50, 30], [40, 180, 60]),
+        frame([40, 180, 60], [220, 90, 20]),
+    ];
+    let config = webp::WebPConfig::new().unwrap();
+    let mut encoder = webp::AnimEncoder::new(w, h, &config);
+    for (i, rgba) in frames_rgba.iter().enumerate() {
+        encoder.add_frame(webp::AnimFrame::from_rgba(rgba, w, h, 100 * i as i32));
+    }
+    let plain = encoder.try_encode().unwrap().to_vec();
+    assert_eq!(&plain[12..16], b"VP8X");
+    let icc = profile("colord/SwappedRedAndGreen.icc");
+    // The ICCP chunk goes right after VP8X, whose flags then say it is there.
+    let mut iccp = b"ICCP".to_vec();
+    iccp.extend_from_slice(&(icc.len() as u32).to_le_bytes());
+    iccp.extend_from_slice(&icc);
+    if icc.len() % 2 == 1 {
+        iccp.push(0);
+    }
+    let mut profiled = plain[..30].to_vec();
+    profiled[20] |= 0x20;
+    profiled.extend(iccp);
+    profiled.extend_from_slice(&plain[30..]);
+    let riff = (profiled.len() - 8) as u32;
+    profiled[4..8].copy_from_slice(&riff.to_le_bytes());
+    let frames = |bytes: Vec<u8>| {
+        let decoder = image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(bytes)).unwrap();
+        image::AnimationDecoder::into_frames(decoder)
+            .collect_frames()
+            .unwrap()
+    };
+    let ids = [
+        upload(&server, plain).await,
+        upload(&server, profiled).await,
+    ];
+    // q=100: lossy WebP at its best, so the two encodes differ by little but their inputs.
+    let [a, b] = [&ids[0], &ids[1]].map(|id| format!("/image/{id}.webp?w={w}&q=100"));
+    let (plain, swapped) = (
+        frames(server.bytes(&a).await),
+        frames(server.bytes(&b).await),
+    );
+    assert_eq!(plain.len(), swapped.len());
+    assert!(plain.len() > 1);
+    for (f, (p, s)) in plain.iter().zip(&swapped).enumerate() {
+        let (mut exchanged, mut kept, mut count) = (0u64, 0u64, 0u64);
+        for (p, s) in p.buffer().pixels().zip(s.buffer().pixels()) {
+            if p[3] < 255 || p[0].abs_diff(p[1]) < 40 {
+                continue; // only opaque pixels where red and green differ tell
+            }
+            exchanged += u64::from(p[0].abs_diff(s[1])) + u64::from(p[1].abs_diff(s[0]));
+            kept += u64::from(p[0].abs_diff(s[0])) + u64::from(p[1].abs_diff(s[1]));
+            count += 2;
+        }
+        assert!(count > 200, "frame {f} has too few telling pixels");
+        let (exchanged, kept) = (exchanged as f64 / count as f64, kept as f64 / count as f64);
+        assert!(
+            exchanged < 4.0 && kept > 20.0,
+            "frame {f}: red and green off by {exchanged} exchanged, {kept} as they were"
+        );
+    }
+}
