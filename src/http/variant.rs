@@ -14,7 +14,7 @@ use crate::AppState;
 
 /// Bump when rendering changes output for the same spec, so ETags and cache files of
 /// older renders are not served as current ones.
-const RENDER_VERSION: u32 = 5;
+const RENDER_VERSION: u32 = 6;
 
 /// A validated variant request: which image, which transforms, which output format.
 #[derive(Clone)]

@@ -182,7 +182,7 @@ mod tests {
     }
 
     fn decode_bytes(bytes: &[u8]) -> Result<(DynamicImage, bool), ImagingError> {
-        decode(open(bytes, MAX_ALLOC)?, bytes)
+        decode(open(bytes, MAX_ALLOC)?, bytes).map(|(image, lossless, _)| (image, lossless))
     }
 
     /// The `jxlc` box's payload: the same image as a bare codestream.
@@ -218,7 +218,7 @@ mod tests {
         let opened = open(&bytes, MAX_ALLOC).unwrap();
         assert_eq!((opened.width(), opened.height()), (129, 66));
         assert!(opened.has_alpha());
-        let (image, lossless) = decode(opened, &bytes).unwrap();
+        let (image, lossless, _) = decode(opened, &bytes).unwrap();
         assert!(matches!(image, DynamicImage::ImageRgba8(_)));
         assert_eq!((image.width(), image.height()), (129, 66));
         assert!(lossless);
@@ -235,7 +235,7 @@ mod tests {
         let opened = open(&bytes, MAX_ALLOC).unwrap();
         assert_eq!((opened.width(), opened.height()), (320, 240));
         assert!(!opened.has_alpha());
-        let (image, lossless) = decode(opened, &bytes).unwrap();
+        let (image, lossless, _) = decode(opened, &bytes).unwrap();
         assert!(matches!(image, DynamicImage::ImageRgb8(_)));
         assert_eq!((image.width(), image.height()), (320, 240));
         assert!(!lossless);

@@ -126,6 +126,9 @@ fn png(bytes: &[u8], orientation: u8) -> Option<Vec<u8>> {
     let mut ended = false;
     for chunk in super::png_chunks::chunks(bytes)? {
         let critical = chunk.kind[0].is_ascii_uppercase();
+        if &chunk.kind == b"iCCP" && !deflated_profile(chunk.data) {
+            continue;
+        }
         if critical || PNG_KEEPS.contains(&&chunk.kind) {
             out.extend_from_slice(chunk.whole);
         } else if &chunk.kind == b"eXIf" && keeps_orientation(orientation) {
@@ -137,6 +140,14 @@ fn png(bytes: &[u8], orientation: u8) -> Option<Vec<u8>> {
         }
     }
     ended.then_some(out)
+}
+
+/// Whether an `iCCP` chunk is a profile name, its terminator and compression method 0
+/// (zlib), the only one there is. Others are kept by no reader (libpng ignores the chunk
+/// with a warning, Pillow refuses the file), so the chunk is left out.
+fn deflated_profile(iccp: &[u8]) -> bool {
+    let name = iccp.iter().position(|&b| b == 0);
+    matches!(name.and_then(|n| iccp.get(n + 1)), Some(0))
 }
 
 fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {

@@ -457,3 +457,31 @@ async fn a_jpeg_xl_loses_its_exif_box() {
         .await;
     assert_eq!(original_route, original);
 }
+
+/// A PNG whose `iCCP` chunk names a compression method other than zlib's 0 (Pillow's
+/// `unknown_compression_method.png`): no reader can use the profile and Pillow refuses the
+/// whole file, so the published PNG leaves the chunk out; the pixels are the same.
+#[tokio::test]
+async fn a_png_profile_of_an_unknown_compression_is_left_out() {
+    let (w, h) = (7u32, 5u32);
+    let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i * 37 % 251) as u8).collect();
+    let plain = crate::support::rgb_png(w, h, &rgb);
+    // An iCCP chunk after IHDR: name, terminator, compression method 1, some bytes.
+    let data = b"ICC Profile\0\x01not zlib at all";
+    let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+    chunk.extend_from_slice(b"iCCP");
+    chunk.extend_from_slice(data);
+    let mut crc = flate2::Crc::new();
+    crc.update(&chunk[4..]);
+    chunk.extend_from_slice(&crc.sum().to_be_bytes());
+    let ihdr_end = 8 + 8 + 13 + 4;
+    let png = [&plain[..ihdr_end], &chunk, &plain[ihdr_end..]].concat();
+    let server = TestServer::start().await;
+    let (status, json) = server.upload_bytes(png).await;
+    assert_eq!(status, StatusCode::CREATED, "{json}");
+    let published = server.bytes(json["url"].as_str().unwrap()).await;
+    assert!(!has(&published, b"iCCP"), "the unusable profile went");
+    let pixels = crate::support::decode_png(&published);
+    let want: Vec<[u8; 4]> = rgb.chunks(3).map(|p| [p[0], p[1], p[2], 255]).collect();
+    assert_eq!(pixels.rgba, want);
+}
