@@ -6,7 +6,7 @@
 
 use std::ptr::NonNull;
 
-use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
+use image::{DynamicImage, ImageBuffer, Luma, Rgb};
 use rav1d::include::dav1d::data::Dav1dData;
 use rav1d::include::dav1d::dav1d::{Dav1dContext, Dav1dSettings};
 use rav1d::include::dav1d::headers::{
@@ -490,50 +490,43 @@ pub(super) fn with_alpha(
     alpha: &Planes,
     premultiplied: bool,
 ) -> Result<DynamicImage, ImagingError> {
-    if (alpha.width, alpha.height) != (image.width() as usize, image.height() as usize) {
-        return Err(corrupt("the alpha image is not the colour image's size"));
+    let size = || corrupt("the alpha image is not the colour image's size");
+    let (w, h) = (image.width(), image.height());
+    if (alpha.width, alpha.height) != (w as usize, h as usize) {
+        return Err(size());
     }
-    let fraction: Vec<f32> = alpha.planes[0]
+    let fraction = alpha.planes[0]
         .iter()
-        .map(|&v| alpha.luma(v).clamp(0.0, 1.0))
-        .collect();
-    let unmultiply = |c: f32, a: f32| {
-        if premultiplied && a > 0.0 {
-            (c / a).min(1.0)
-        } else {
-            c
-        }
-    };
-    Ok(match image {
+        .map(|&v| alpha.luma(v).clamp(0.0, 1.0));
+    let mut out = match image {
         DynamicImage::ImageRgb8(rgb) => {
-            let mut out = image::RgbaImage::new(rgb.width(), rgb.height());
-            for ((dst, src), &a) in out.pixels_mut().zip(rgb.pixels()).zip(&fraction) {
-                let c = |v: u8| (unmultiply(f32::from(v) / 255.0, a) * 255.0).round() as u8;
-                *dst = Rgba([c(src[0]), c(src[1]), c(src[2]), (a * 255.0).round() as u8]);
-            }
-            DynamicImage::ImageRgba8(out)
-        }
-        DynamicImage::ImageRgb16(rgb) => {
-            let mut out = ImageBuffer::<Rgba<u16>, Vec<u16>>::new(rgb.width(), rgb.height());
-            for ((dst, src), &a) in out.pixels_mut().zip(rgb.pixels()).zip(&fraction) {
-                let c = |v: u16| (unmultiply(f32::from(v) / 65535.0, a) * 65535.0).round() as u16;
-                *dst = Rgba([
-                    c(src[0]),
-                    c(src[1]),
-                    c(src[2]),
-                    (a * 65535.0).round() as u16,
-                ]);
-            }
-            DynamicImage::ImageRgba16(out)
+            let pixels = rgb.pixels().zip(fraction);
+            let rgba = pixels.flat_map(|(p, a)| [p[0], p[1], p[2], (a * 255.0).round() as u8]);
+            DynamicImage::ImageRgba8(
+                image::RgbaImage::from_raw(w, h, rgba.collect()).ok_or_else(size)?,
+            )
         }
         DynamicImage::ImageLuma8(gray) => {
-            let mut out = image::GrayAlphaImage::new(gray.width(), gray.height());
-            for ((dst, src), &a) in out.pixels_mut().zip(gray.pixels()).zip(&fraction) {
-                let c = (unmultiply(f32::from(src[0]) / 255.0, a) * 255.0).round() as u8;
-                *dst = LumaA([c, (a * 255.0).round() as u8]);
-            }
-            DynamicImage::ImageLumaA8(out)
+            let pixels = gray.pixels().zip(fraction);
+            let la = pixels.flat_map(|(p, a)| [p[0], (a * 255.0).round() as u8]);
+            DynamicImage::ImageLumaA8(
+                image::GrayAlphaImage::from_raw(w, h, la.collect()).ok_or_else(size)?,
+            )
         }
-        other => DynamicImage::ImageRgba16(other.to_rgba16()),
-    })
+        DynamicImage::ImageLuma16(gray) => {
+            let pixels = gray.pixels().zip(fraction);
+            let la = pixels.flat_map(|(p, a)| [p[0], (a * 65535.0).round() as u16]);
+            DynamicImage::ImageLumaA16(ImageBuffer::from_raw(w, h, la.collect()).ok_or_else(size)?)
+        }
+        other => {
+            let rgb = other.to_rgb16();
+            let pixels = rgb.pixels().zip(fraction);
+            let rgba = pixels.flat_map(|(p, a)| [p[0], p[1], p[2], (a * 65535.0).round() as u16]);
+            DynamicImage::ImageRgba16(ImageBuffer::from_raw(w, h, rgba.collect()).ok_or_else(size)?)
+        }
+    };
+    if premultiplied {
+        super::alpha::unpremultiply(&mut out);
+    }
+    Ok(out)
 }

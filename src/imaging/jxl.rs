@@ -121,10 +121,7 @@ pub fn decode(
         .alpha()
         .and_then(|i| header.ec_info[i].alpha_associated())
         .unwrap_or(false);
-    if premultiplied && pixel_format.has_alpha() {
-        unpremultiply(&mut samples, channels);
-    }
-    let decoded = match (pixel_format, channels) {
+    let mut decoded = match (pixel_format, channels) {
         (PixelFormat::Gray, 1) => GrayImage::from_raw(width, height, samples).map(Into::into),
         (PixelFormat::Graya, 2) => GrayAlphaImage::from_raw(width, height, samples).map(Into::into),
         (PixelFormat::Rgb, 3) => RgbImage::from_raw(width, height, samples).map(Into::into),
@@ -136,6 +133,9 @@ pub fn decode(
             "the JPEG XL frame has an unexpected layout ({pixel_format:?}, {channels} channels)"
         ))
     })?;
+    if premultiplied {
+        super::alpha::unpremultiply(&mut decoded);
+    }
     // Cheap, conservative test: lossless JPEG XL is Modular-coded without the XYB colour
     // transform. (Lossy Modular without XYB exists but is rare; calling it lossless only
     // costs bytes, as WebP output then stays lossless.)
@@ -144,19 +144,6 @@ pub fn decode(
             .filter_map(|i| image.frame_header(i))
             .all(|f| f.encoding == Encoding::Modular);
     Ok((decoded, lossless, SourceProfile::icc(image.rendered_icc())))
-}
-
-/// Straight alpha from associated alpha (the last channel of each pixel).
-fn unpremultiply(samples: &mut [u8], channels: usize) {
-    for px in samples.chunks_exact_mut(channels) {
-        let (colour, alpha) = px.split_at_mut(channels - 1);
-        let a = u16::from(alpha[0]);
-        if a != 0 && a != 255 {
-            for c in colour {
-                *c = ((u16::from(*c) * 255 + a / 2) / a).min(255) as u8;
-            }
-        }
-    }
 }
 
 fn corrupt(e: impl std::fmt::Display) -> ImagingError {

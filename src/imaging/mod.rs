@@ -1,6 +1,7 @@
 //! Pure image processing: bytes and a spec in, bytes out. No I/O, no async, no HTTP —
 //! so every step can be benchmarked, fuzzed and tested on its own.
 
+mod alpha;
 mod animation;
 mod ascii;
 mod av1;

@@ -110,26 +110,6 @@ fn associated_alpha<R: std::io::Read + std::io::Seek>(decoder: &mut Decoder<R>) 
     )
 }
 
-/// Colour divided by alpha, for samples stored premultiplied.
-fn unpremultiply(image: &mut DynamicImage) {
-    let undo = |samples: &mut [u16], channels: usize| {
-        for px in samples.chunks_exact_mut(channels) {
-            let (colour, alpha) = px.split_at_mut(channels - 1);
-            let a = u32::from(alpha[0]);
-            if a != 0 && a != 65535 {
-                for c in colour {
-                    *c = ((u32::from(*c) * 65535 + a / 2) / a).min(65535) as u16;
-                }
-            }
-        }
-    };
-    match image {
-        DynamicImage::ImageRgba16(buffer) => undo(buffer, 4),
-        DynamicImage::ImageLumaA16(buffer) => undo(buffer, 2),
-        _ => {}
-    }
-}
-
 /// The tiff crate refuses palette images outright; their indices are read as gray
 /// samples instead (see [`as_gray`]) and looked up in the colour map here.
 fn is_palette<R: std::io::Read + std::io::Seek>(decoder: &mut Decoder<R>) -> bool {
@@ -236,7 +216,7 @@ fn decode_in_order(bytes: &[u8], limits: Limits) -> Result<DynamicImage, Imaging
     let associated = associated_alpha(&mut decoder);
     let mut image = assemble(decoder, (channels, bits, None))?;
     if associated {
-        unpremultiply(&mut image);
+        super::alpha::unpremultiply(&mut image);
     }
     Ok(image)
 }
