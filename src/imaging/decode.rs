@@ -129,7 +129,7 @@ fn probe_unguarded(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe, Imaging
         });
     }
     if let Some(plan) = jpeg_decode::plan(bytes)? {
-        let (width, height) = jpeg_size(bytes, &plan.frame, limits)?;
+        let (width, height) = jpeg_size(&plan.frame, orientation_of(bytes), limits)?;
         return Ok(Probe {
             format: Format::Jpeg,
             width,
@@ -190,13 +190,13 @@ fn upright(layout: &tiff::Layout, limits: &DecodeLimits) -> Result<(u32, u32), I
 
 /// The upright size of a JPEG read by `jpeg_decode`, after the pixel limit check.
 fn jpeg_size(
-    bytes: &[u8],
     frame: &jpeg::Frame,
+    orientation: Orientation,
     limits: &DecodeLimits,
 ) -> Result<(u32, u32), ImagingError> {
     let (w, h) = (u32::from(frame.width), u32::from(frame.height));
     check_pixels(w, h, limits)?;
-    Ok(if swaps_axes(orientation_of(bytes)) {
+    Ok(if swaps_axes(orientation) {
         (h, w)
     } else {
         (w, h)
@@ -293,13 +293,14 @@ fn decode_for_unguarded(
     }
     if let Some(plan) = jpeg_decode::plan(bytes)? {
         let frame = &plan.frame;
-        let full_size = jpeg_size(bytes, frame, limits)?;
+        let orientation = orientation_of(bytes);
+        let full_size = jpeg_size(frame, orientation, limits)?;
         let divisor = match frame.lossless() {
             false => shrink::divisor_for(full_size.0, full_size.1, spec).unwrap_or(1),
             true => 1,
         };
         let mut image = jpeg_decode::decode(bytes, &plan, divisor)?;
-        image.apply_orientation(orientation_of(bytes));
+        image.apply_orientation(orientation);
         return Ok(Decoded {
             format: Format::Jpeg,
             image,
